@@ -1,0 +1,1 @@
+"""Schedule and monitoring callbacks (planned: see the monitoring issue)."""

@@ -1,0 +1,300 @@
+"""The machinery every keras_optzoo optimizer shares.
+
+An algorithm file declares its slots and writes its update as a pure function of
+tensors; `ZooOptimizer` owns everything else: slot creation through Keras's
+`add_optimizer_variables` (so slots follow shape, dtype and layout of their model
+variable and are saved with the optimizer), hyperparameter validation, decoupled
+weight decay, the non-finite-gradient policy, and `get_config` plumbing.
+
+Keeping the math pure (`update(...)` returns new values, the base assigns them)
+is what lets one executor run it per variable today and a fused executor run it
+over many tensors later without touching the algorithm files.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import keras
+from keras import ops
+
+NONFINITE_POLICIES = ("apply", "skip")
+
+
+# ---------------------------------------------------------------------------
+# Validation: one line per argument in each optimizer's constructor.
+# ---------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def validate_range(
+    name: str,
+    value: Any,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Raise `ValueError` unless `value` is a finite number in the interval."""
+    left = "[" if low_inclusive else "("
+    right = "]" if high_inclusive else ")"
+    interval = f"{left}{low:g}, {high:g}{right}"
+    if not _is_number(value) or math.isnan(value):
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    too_low = value < low or (value == low and not low_inclusive)
+    too_high = value > high or (value == high and not high_inclusive)
+    if too_low or too_high:
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return value
+
+
+def validate_beta(name: str, value: Any) -> float:
+    """A decay rate of a moving average: `[0, 1)`."""
+    return validate_range(name, value, 0.0, 1.0, high_inclusive=False)
+
+
+def validate_positive(name: str, value: Any) -> float:
+    return validate_range(name, value, 0.0, math.inf, low_inclusive=False)
+
+
+def validate_non_negative(name: str, value: Any) -> float:
+    return validate_range(name, value, 0.0, math.inf)
+
+
+def validate_choice(name: str, value: Any, choices: tuple) -> Any:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def validate_learning_rate(value: Any) -> Any:
+    """A float >= 0, or a schedule/callable (checked by Keras when called)."""
+    if callable(value):
+        return value
+    if _is_number(value):
+        validate_non_negative("learning_rate", value)
+        return float(value)
+    raise ValueError(
+        "learning_rate must be a float >= 0, a LearningRateSchedule or a "
+        f"callable, got {value!r}"
+    )
+
+
+def _validate_keras_arguments(kwargs: Mapping[str, Any]) -> None:
+    """Range checks for the Keras base arguments that Keras itself lets through."""
+    if kwargs.get("weight_decay") is not None:
+        validate_non_negative("weight_decay", kwargs["weight_decay"])
+    for name in ("clipnorm", "clipvalue", "global_clipnorm"):
+        if kwargs.get(name) is not None:
+            validate_positive(name, kwargs[name])
+    if kwargs.get("use_ema"):
+        validate_range("ema_momentum", kwargs.get("ema_momentum", 0.99), 0.0, 1.0)
+    if kwargs.get("loss_scale_factor") is not None:
+        validate_positive("loss_scale_factor", kwargs["loss_scale_factor"])
+    steps = kwargs.get("gradient_accumulation_steps")
+    if steps is not None and (not isinstance(steps, int) or steps < 2):
+        raise ValueError(
+            f"gradient_accumulation_steps must be an integer >= 2, got {steps!r}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Shared math: the pieces several algorithms name in their equations.
+# ---------------------------------------------------------------------------
+
+
+def ema(average, value, decay):
+    """Exponential moving average: `decay * average + (1 - decay) * value`."""
+    return average + (value - average) * (1.0 - decay)
+
+
+def debias(moment, decay, step):
+    """Bias-corrected moment `moment / (1 - decay**step)` (Kingma & Ba, 2015)."""
+    return moment / (1.0 - ops.power(decay, step))
+
+
+# ---------------------------------------------------------------------------
+# The base optimizer.
+# ---------------------------------------------------------------------------
+
+
+class ZooOptimizer(keras.optimizers.Optimizer):
+    """Base class of keras_optzoo optimizers.
+
+    A subclass implements:
+      * `slot_initial_values()`: `{slot_name: initial_value}` for this config;
+      * `update(gradient, variable, slots, learning_rate, step)`: a pure
+        function returning `(new_variable, {slot_name: new_value})`;
+      * `get_config()`: its hyperparameters on top of `super().get_config()`;
+      * optionally `update_global_state(step)`, run once per optimizer step
+        before the per-variable updates (e.g. NAdam's momentum product).
+
+    The base adds to the Keras arguments:
+      nonfinite: `"apply"` (default, as Keras: the update is applied whatever
+        the gradients hold, so a NaN shows up in the loss) or `"skip"` (a step
+        whose gradients contain a NaN or inf changes no weight, slot or step
+        counter and increments `skipped_steps`).
+
+    Weight decay is decoupled (Loshchilov & Hutter, 2019) and follows Keras
+    exactly, `θ ← θ·(1 − η·λ)` before the algorithm's update, but is fused into
+    the same per-variable update instead of a separate pass over the weights.
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any,
+        *,
+        nonfinite: str = "apply",
+        **kwargs: Any,
+    ) -> None:
+        learning_rate = validate_learning_rate(learning_rate)
+        _validate_keras_arguments(kwargs)
+        validate_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.nonfinite = nonfinite
+        with keras.name_scope(self.name, caller=self):
+            # Assigning a Variable attribute tracks it as optimizer state.
+            self._skipped_steps = keras.Variable(
+                0, name="skipped_steps", dtype="int32", trainable=False
+            )
+        self._step_is_finite = None
+
+    # -- what subclasses provide ------------------------------------------
+
+    def slot_initial_values(self) -> dict[str, float]:
+        return {}
+
+    def update(self, gradient, variable, slots, learning_rate, step):
+        raise NotImplementedError
+
+    def update_global_state(self, step) -> None:
+        """Per-step state shared by all variables; assign it with `self.assign`."""
+
+    # -- slots --------------------------------------------------------------
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._slots: dict[str, list] = {}
+        for name, initial_value in self.slot_initial_values().items():
+            initializer = keras.initializers.Constant(initial_value)
+            self._slots[name] = self.add_optimizer_variables(
+                var_list, name, initializer=initializer
+            )
+
+    def slots_for(self, variable) -> dict[str, Any]:
+        """The slot variables belonging to one model variable."""
+        index = self._get_variable_index(variable)
+        return {name: slots[index] for name, slots in self._slots.items()}
+
+    @property
+    def skipped_steps(self):
+        """Steps skipped by the `nonfinite="skip"` policy."""
+        return self._skipped_steps
+
+    # -- the step -----------------------------------------------------------
+
+    def _apply_weight_decay(self, variables):
+        # Decay is fused into `update_step`; Keras's separate pass would both
+        # cost another read/write of every weight and escape the skip policy.
+        return
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        step = ops.cast(self.iterations + 1, "float32")
+        if self.nonfinite == "skip":
+            self._step_is_finite = ops.all(
+                ops.stack([ops.all(ops.isfinite(g)) for g in grads])
+            )
+        self.update_global_state(step)
+        super()._backend_update_step(grads, trainable_variables, learning_rate)
+        if self.nonfinite == "skip":
+            skipped = ops.cast(ops.logical_not(self._step_is_finite), "int32")
+            self._skipped_steps.assign_add(skipped)
+            # A skipped step must not advance the step counter that bias
+            # corrections read; `apply` adds the Keras increment afterwards.
+            per_update = self.gradient_accumulation_steps or 1
+            self._iterations.assign_sub(
+                ops.cast(skipped, self._iterations.dtype) * per_update
+            )
+            self._step_is_finite = None
+
+    def update_step(self, gradient, variable, learning_rate):
+        gradient = _densify(gradient)
+        dtype = variable.dtype
+        learning_rate = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        step = ops.cast(self.iterations + 1, dtype)
+        slots = self.slots_for(variable)
+
+        decayed = variable
+        if self.weight_decay and self._use_weight_decay(self._model_variable(variable)):
+            decayed = variable * (1.0 - learning_rate * ops.cast(self.weight_decay, dtype))
+
+        new_variable, new_slots = self.update(
+            gradient, decayed, slots, learning_rate, step
+        )
+        if self._step_is_finite is not None:
+            keep = self._step_is_finite
+            new_variable = ops.where(keep, new_variable, variable)
+            new_slots = {
+                name: ops.where(keep, value, slots[name])
+                for name, value in new_slots.items()
+            }
+        for name, value in new_slots.items():
+            self.assign(slots[name], ops.cast(value, slots[name].dtype))
+        self.assign(variable, ops.cast(new_variable, dtype))
+
+    def assign_global(self, variable, value) -> None:
+        """Assign per-step global state, honouring the skip policy."""
+        if self._step_is_finite is not None:
+            value = ops.where(self._step_is_finite, value, variable)
+        self.assign(variable, value)
+
+    def _model_variable(self, variable):
+        return self._trainable_variables[self._get_variable_index(variable)]
+
+    # -- config -------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["nonfinite"] = self.nonfinite
+        return config
+
+
+def _densify(gradient):
+    """Turn TensorFlow `IndexedSlices` (embedding gradients) into a dense tensor.
+
+    Dense application matches torch.optim and optax (moments of rows absent
+    from the batch still decay), and it is never lossy.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.convert_to_tensor(gradient)
+    return gradient
+
+
+def register(*names: str, **defaults_by_name: dict) -> Callable[[type], type]:
+    """Class decorator: Keras-serializable under `keras_optzoo` + registry names.
+
+    `register("adam", amsgrad={"amsgrad": True})` registers `adam` with no
+    preset and `amsgrad` presetting `amsgrad=True`.
+    """
+    from keras_optzoo.optimizers import registry
+
+    def decorate(cls: type) -> type:
+        cls = keras.saving.register_keras_serializable(package="keras_optzoo")(cls)
+        for name in names:
+            registry.add(name, cls, {})
+        for name, preset in defaults_by_name.items():
+            registry.add(name, cls, preset)
+        return cls
+
+    return decorate

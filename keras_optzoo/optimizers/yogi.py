@@ -1,0 +1,81 @@
+"""Yogi: additive, sign-controlled second-moment updates."""
+
+from __future__ import annotations
+
+from keras import ops
+
+from keras_optzoo.optimizers.base import (
+    ZooOptimizer,
+    ema,
+    register,
+    validate_beta,
+    validate_non_negative,
+    validate_positive,
+)
+
+
+@register("yogi")
+class Yogi(ZooOptimizer):
+    """Yogi (Zaheer et al., 2018, Algorithm 2).
+
+        m ← β₁·m + (1 − β₁)·g
+        v ← v − (1 − β₂)·sign(v − g²)·g²
+        θ ← θ − η·m / (√v + ε)
+
+    v moves towards g² by at most (1 − β₂)·g² per step, so it cannot collapse
+    the way Adam's v can when gradients suddenly shrink. As in the paper (and
+    optax) there is no bias correction; v starts at `initial_accumulator_value`
+    and m at 0 (optax starts m there too, a difference of order 1e-6·β₁ᵗ).
+
+    Args:
+        learning_rate: float >= 0 or a schedule. Defaults to 0.01.
+        beta_1: β₁ in [0, 1). Defaults to 0.9.
+        beta_2: β₂ in [0, 1). Defaults to 0.999.
+        epsilon: ε > 0. Defaults to 1e-3 (the paper's).
+        initial_accumulator_value: v's starting value, >= 0. Defaults to 1e-6.
+        **kwargs: Keras optimizer arguments and `nonfinite`.
+
+    Slots: `m`, `v`.
+
+    References:
+        Zaheer, Reddi, Sachan, Kale & Kumar, 2018, "Adaptive Methods for
+        Nonconvex Optimization", NeurIPS, Algorithm 2.
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.01,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-3,
+        initial_accumulator_value: float = 1e-6,
+        name: str = "yogi",
+        **kwargs,
+    ):
+        validate_beta("beta_1", beta_1)
+        validate_beta("beta_2", beta_2)
+        validate_positive("epsilon", epsilon)
+        validate_non_negative("initial_accumulator_value", initial_accumulator_value)
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.initial_accumulator_value = initial_accumulator_value
+
+    def slot_initial_values(self):
+        return {"m": 0.0, "v": self.initial_accumulator_value}
+
+    def update(self, g, theta, slots, lr, t):
+        m = ema(slots["m"], g, self.beta_1)
+        g2 = g * g
+        v = slots["v"] - (1.0 - self.beta_2) * ops.sign(slots["v"] - g2) * g2
+        return theta - lr * m / (ops.sqrt(v) + self.epsilon), {"m": m, "v": v}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "initial_accumulator_value": self.initial_accumulator_value,
+        }

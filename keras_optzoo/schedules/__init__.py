@@ -1,0 +1,1 @@
+"""Learning-rate schedules (planned: see the schedules issue)."""
