@@ -91,10 +91,13 @@ class Adam(ZooOptimizer):
             else:
                 v_used = ops.maximum(slots["v_max"], v)
             new_slots["v_max"] = v_used
+        debiased_max = self.amsgrad and self.debias_before_max
         if self.epsilon_hat:
-            step_size = lr * ops.sqrt(1.0 - ops.power(b2, t)) / (1.0 - ops.power(b1, t))
-            return theta - step_size * m / (ops.sqrt(v_used) + eps), new_slots
-        v_hat = v_used if self.debias_before_max and self.amsgrad else debias(v_used, b2, t)
+            correction_2 = 1.0 - ops.power(b2, t)
+            v_raw = v_used * correction_2 if debiased_max else v_used
+            step_size = lr * ops.sqrt(correction_2) / (1.0 - ops.power(b1, t))
+            return theta - step_size * m / (ops.sqrt(v_raw) + eps), new_slots
+        v_hat = v_used if debiased_max else debias(v_used, b2, t)
         return theta - lr * debias(m, b1, t) / (ops.sqrt(v_hat) + eps), new_slots
 
     def get_config(self):

@@ -41,10 +41,10 @@ def validate_range(
     high_inclusive: bool = True,
 ) -> float:
     """Raise `ValueError` unless `value` is a finite number in the interval."""
-    left = "[" if low_inclusive else "("
-    right = "]" if high_inclusive else ")"
+    left = "[" if low_inclusive and math.isfinite(low) else "("
+    right = "]" if high_inclusive and math.isfinite(high) else ")"
     interval = f"{left}{low:g}, {high:g}{right}"
-    if not _is_number(value) or math.isnan(value):
+    if not _is_number(value) or not math.isfinite(value):
         raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
     too_low = value < low or (value == low and not low_inclusive)
     too_high = value > high or (value == high and not high_inclusive)

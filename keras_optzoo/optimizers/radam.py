@@ -11,6 +11,7 @@ from keras_optzoo.optimizers.base import (
     register,
     validate_beta,
     validate_positive,
+    validate_range,
 )
 
 
@@ -62,13 +63,7 @@ class RAdam(ZooOptimizer):
         if beta_2 <= 0.6:
             # ρ_∞ = 2/(1 − β₂) − 1 must exceed 4 for r_t to exist at all.
             raise ValueError(f"beta_2 must be in (0.6, 1) for RAdam, got {beta_2!r}")
-        if not isinstance(rectification_threshold, (int, float)) or not (
-            rectification_threshold >= 4
-        ):
-            raise ValueError(
-                "rectification_threshold must be in [4, inf), got "
-                f"{rectification_threshold!r}"
-            )
+        validate_range("rectification_threshold", rectification_threshold, 4.0)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = beta_1
         self.beta_2 = beta_2

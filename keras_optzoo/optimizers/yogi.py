@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_optzoo.optimizers.base import (
     ZooOptimizer,
+    debias,
     ema,
     register,
     validate_beta,
@@ -23,9 +24,13 @@ class Yogi(ZooOptimizer):
         θ ← θ − η·m / (√v + ε)
 
     v moves towards g² by at most (1 − β₂)·g² per step, so it cannot collapse
-    the way Adam's v can when gradients suddenly shrink. As in the paper (and
-    optax) there is no bias correction; v starts at `initial_accumulator_value`
-    and m at 0 (optax starts m there too, a difference of order 1e-6·β₁ᵗ).
+    the way Adam's v can when gradients suddenly shrink. As in the paper there
+    is no bias correction by default; v starts at `initial_accumulator_value`
+    and m at 0.
+
+    `bias_correction=True` is the form of optax.yogi and pytorch_optimizer.Yogi
+    (and TensorFlow Addons): m and v both start at `initial_accumulator_value`
+    and the step uses m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ) in place of m and v.
 
     Args:
         learning_rate: float >= 0 or a schedule. Defaults to 0.01.
@@ -33,6 +38,7 @@ class Yogi(ZooOptimizer):
         beta_2: β₂ in [0, 1). Defaults to 0.999.
         epsilon: ε > 0. Defaults to 1e-3 (the paper's).
         initial_accumulator_value: v's starting value, >= 0. Defaults to 1e-6.
+        bias_correction: the optax form, see above. Defaults to False.
         **kwargs: Keras optimizer arguments and `nonfinite`.
 
     Slots: `m`, `v`.
@@ -49,6 +55,7 @@ class Yogi(ZooOptimizer):
         beta_2: float = 0.999,
         epsilon: float = 1e-3,
         initial_accumulator_value: float = 1e-6,
+        bias_correction: bool = False,
         name: str = "yogi",
         **kwargs,
     ):
@@ -61,15 +68,21 @@ class Yogi(ZooOptimizer):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.initial_accumulator_value = initial_accumulator_value
+        self.bias_correction = bool(bias_correction)
 
     def slot_initial_values(self):
-        return {"m": 0.0, "v": self.initial_accumulator_value}
+        initial_m = self.initial_accumulator_value if self.bias_correction else 0.0
+        return {"m": initial_m, "v": self.initial_accumulator_value}
 
     def update(self, g, theta, slots, lr, t):
         m = ema(slots["m"], g, self.beta_1)
         g2 = g * g
         v = slots["v"] - (1.0 - self.beta_2) * ops.sign(slots["v"] - g2) * g2
-        return theta - lr * m / (ops.sqrt(v) + self.epsilon), {"m": m, "v": v}
+        if self.bias_correction:
+            step = debias(m, self.beta_1, t) / (ops.sqrt(debias(v, self.beta_2, t)) + self.epsilon)
+        else:
+            step = m / (ops.sqrt(v) + self.epsilon)
+        return theta - lr * step, {"m": m, "v": v}
 
     def get_config(self):
         return {
@@ -78,4 +91,5 @@ class Yogi(ZooOptimizer):
             "beta_2": self.beta_2,
             "epsilon": self.epsilon,
             "initial_accumulator_value": self.initial_accumulator_value,
+            "bias_correction": self.bias_correction,
         }
