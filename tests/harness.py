@@ -1,0 +1,84 @@
+"""Run a Keras optimizer over a fixed gradient sequence and record its trajectory.
+
+The same (params0, grads) feed our optimizers, the float64 references in
+`tests/reference` and the peer adapters in `tests/peers.py`, so any two
+trajectories can be compared step by step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def as_float64(value) -> np.ndarray:
+    if isinstance(value, keras.Variable):
+        value = value.value
+    return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
+
+
+def slot_values(optimizer, variables) -> dict[str, list[np.ndarray]]:
+    """Every slot of every variable, as float64 arrays keyed by slot name."""
+    slots: dict[str, list[np.ndarray]] = {}
+    for variable in variables:
+        for name, slot in optimizer.slots_for(variable).items():
+            slots.setdefault(name, []).append(as_float64(slot))
+    return slots
+
+
+def _compiled_apply(optimizer, variables):
+    """The backend's compiled path: XLA on TensorFlow and JAX, eager on torch."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda grads: optimizer.apply(grads, variables), jit_compile=True)
+    if backend == "jax":
+        import jax
+
+        @jax.jit
+        def stateless(optimizer_values, grads, values):
+            return optimizer.stateless_apply(optimizer_values, grads, values)
+
+        def apply(grads):
+            values, optimizer_values = stateless(
+                [v.value for v in optimizer.variables], grads, [v.value for v in variables]
+            )
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+            for variable, value in zip(optimizer.variables, optimizer_values):
+                variable.assign(value)
+
+        return apply
+    return lambda grads: optimizer.apply(grads, variables)
+
+
+def run_zoo(
+    optimizer,
+    params0: list[np.ndarray],
+    grads: list[list[np.ndarray]],
+    compiled: bool = False,
+    dtype: str = "float32",
+) -> list[dict[str, Any]]:
+    """Trajectory of `optimizer`: after each step, params and slots as float64."""
+    variables = [keras.Variable(p.astype(dtype), name=f"param{i}") for i, p in enumerate(params0)]
+    optimizer.build(variables)
+    apply = _compiled_apply(optimizer, variables) if compiled else (
+        lambda g: optimizer.apply(g, variables)
+    )
+    trajectory = []
+    for step_grads in grads:
+        apply([keras.ops.convert_to_tensor(g.astype(dtype)) for g in step_grads])
+        trajectory.append({
+            "params": [as_float64(v) for v in variables],
+            "slots": slot_values(optimizer, variables),
+        })
+    return trajectory
+
+
+def max_relative_error(actual: np.ndarray, expected: np.ndarray, floor: float) -> float:
+    """max |a − e| / max(|e|, floor): relative where values are large, absolute near 0."""
+    scale = np.maximum(np.abs(expected), floor)
+    return float(np.max(np.abs(actual - expected) / scale))
