@@ -61,19 +61,24 @@ def run_zoo(
     grads: list[list[np.ndarray]],
     compiled: bool = False,
     dtype: str = "float32",
+    record_slots: bool = True,
 ) -> list[dict[str, Any]]:
-    """Trajectory of `optimizer`: after each step, params and slots as float64."""
-    variables = [keras.Variable(p.astype(dtype), name=f"param{i}") for i, p in enumerate(params0)]
+    """Trajectory of any Keras `optimizer`: after each step, params (and, for
+    keras_optzoo optimizers, slots) as float64."""
+    variables = [
+        keras.Variable(np.asarray(p, dtype=dtype), dtype=dtype, name=f"param{i}")
+        for i, p in enumerate(params0)
+    ]
     optimizer.build(variables)
     apply = _compiled_apply(optimizer, variables) if compiled else (
         lambda g: optimizer.apply(g, variables)
     )
     trajectory = []
     for step_grads in grads:
-        apply([keras.ops.convert_to_tensor(g.astype(dtype)) for g in step_grads])
+        apply([keras.ops.convert_to_tensor(np.asarray(g, dtype=dtype)) for g in step_grads])
         trajectory.append({
             "params": [as_float64(v) for v in variables],
-            "slots": slot_values(optimizer, variables),
+            "slots": slot_values(optimizer, variables) if record_slots else {},
         })
     return trajectory
 

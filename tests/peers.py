@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.harness import run_zoo
 from tests.reference import DEFAULT_LEARNING_RATES, AdamW
 
 Params = list[np.ndarray]
@@ -129,7 +130,7 @@ def run_keras_core(
 
     Eagerly through ``optimizer.apply(grads, variables)``; with ``compiled=True`` the step is
     compiled the way Keras's trainers do it: ``jax.jit`` of ``stateless_apply`` on JAX,
-    ``tf.function`` on TensorFlow (torch stays eager). float64 works on every backend (on JAX by
+    ``tf.function(jit_compile=True)`` on TensorFlow (torch stays eager). float64 works on every backend (on JAX by
     enabling 64-bit mode inside this call), but Keras keeps the learning rate in a float32
     variable, and its torch backend computes the decay factor 1 - wd*lr in float32: for float64
     comparisons use a learning rate and weight decay that float32 holds exactly (powers of two).
@@ -143,35 +144,8 @@ def run_keras_core(
 
         context = jax.enable_x64(True)
     with context:
-        variables = [keras.Variable(np.asarray(p, dtype=dtype), dtype=dtype) for p in params0]
-        step_grads_as_tensors = [
-            [keras.ops.convert_to_tensor(np.asarray(g, dtype=dtype)) for g in step_grads] for step_grads in grads
-        ]
-        optimizer.build(variables)
-        if compiled and backend == "jax":
-            import jax
-
-            stateless_step = jax.jit(optimizer.stateless_apply)
-            weights = [v.value for v in variables]
-            optimizer_state = [v.value for v in optimizer.variables]
-            trajectory = []
-            for g in step_grads_as_tensors:
-                weights, optimizer_state = stateless_step(optimizer_state, g, weights)
-                trajectory.append([np.asarray(w, dtype=np.float64) for w in weights])
-            return trajectory
-        def apply(g: list[Any]) -> None:
-            optimizer.apply(g, variables)
-
-        if compiled and backend == "tensorflow":
-            import tensorflow as tf
-
-            # Variables captured, not passed: tf.function would trace them as symbolic tensors.
-            apply = tf.function(apply)
-        trajectory = []
-        for g in step_grads_as_tensors:
-            apply(g)
-            trajectory.append([np.asarray(keras.ops.convert_to_numpy(v.value), dtype=np.float64) for v in variables])
-    return trajectory
+        trajectory = run_zoo(optimizer, params0, grads, compiled=compiled, dtype=dtype, record_slots=False)
+    return [record["params"] for record in trajectory]
 
 
 # --------------------------------------------------------------------------------------------

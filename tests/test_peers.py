@@ -90,7 +90,7 @@ def peer_trajectory(case: PeerCase, params0, grads) -> list[list[np.ndarray]]:
     if case.peer == "pytorch_optimizer":
         name, peer_kwargs = peers.pytorch_optimizer_peer(algorithm, kwargs)
         return peers.run_pytorch_optimizer(name, peer_kwargs, params0, grads)
-    return peers.run_keras_core(peers.keras_core_peer(algorithm, kwargs), params0, grads)
+    return peers.run_keras_core(peers.keras_core_peer(algorithm, kwargs), params0, grads, compiled=True)
 
 
 def test_required_peers_are_covered():
@@ -109,7 +109,8 @@ def test_required_peers_are_covered():
 def test_matches_peer(case: PeerCase):
     params0, grads = make_problem(seed=0, steps=STEPS)
     expected = peer_trajectory(case, params0, grads)
-    ours = run_zoo(oz.get(case.name, **case.kwargs), params0, grads)
+    # The compiled step (XLA on TF and JAX): test_reference covers eager too.
+    ours = run_zoo(oz.get(case.name, **case.kwargs), params0, grads, compiled=True)
     for t, (mine, theirs) in enumerate(zip(ours, expected), start=1):
         for i, (actual, wanted) in enumerate(zip(mine["params"], theirs)):
             floor = max(1e-2, 1e-2 * float(np.max(np.abs(wanted))))
