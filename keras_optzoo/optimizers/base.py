@@ -163,6 +163,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 0, name="skipped_steps", dtype="int32", trainable=False
             )
         self._step_is_finite = None
+        self._skipped_before_apply = None
 
     # -- what subclasses provide ------------------------------------------
 
@@ -222,7 +223,6 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             self._iterations.assign_sub(
                 ops.cast(skipped, self._iterations.dtype) * per_update
             )
-            self._step_is_finite = None
 
     def update_step(self, gradient, variable, learning_rate):
         gradient = _densify(gradient)
@@ -230,31 +230,48 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         learning_rate = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
         step = ops.cast(self.iterations + 1, dtype)
-        slots = self.slots_for(variable)
+        slot_variables = self.slots_for(variable)
+        # Plain tensors, not Variables: JAX refuses Variables inside `where`.
+        theta = ops.convert_to_tensor(variable)
+        slots = {name: ops.convert_to_tensor(slot) for name, slot in slot_variables.items()}
 
-        decayed = variable
+        decayed = theta
         if self.weight_decay and self._use_weight_decay(self._model_variable(variable)):
-            decayed = variable * (1.0 - learning_rate * ops.cast(self.weight_decay, dtype))
+            decayed = theta * (1.0 - learning_rate * ops.cast(self.weight_decay, dtype))
 
-        new_variable, new_slots = self.update(
-            gradient, decayed, slots, learning_rate, step
-        )
+        new_theta, new_slots = self.update(gradient, decayed, slots, learning_rate, step)
         if self._step_is_finite is not None:
             keep = self._step_is_finite
-            new_variable = ops.where(keep, new_variable, variable)
+            new_theta = ops.where(keep, new_theta, theta)
             new_slots = {
-                name: ops.where(keep, value, slots[name])
-                for name, value in new_slots.items()
+                name: ops.where(keep, value, slots[name]) for name, value in new_slots.items()
             }
         for name, value in new_slots.items():
-            self.assign(slots[name], ops.cast(value, slots[name].dtype))
-        self.assign(variable, ops.cast(new_variable, dtype))
+            self.assign(slot_variables[name], ops.cast(value, slot_variables[name].dtype))
+        self.assign(variable, ops.cast(new_theta, dtype))
 
     def assign_global(self, variable, value) -> None:
         """Assign per-step global state, honouring the skip policy."""
         if self._step_is_finite is not None:
-            value = ops.where(self._step_is_finite, value, variable)
+            value = ops.where(self._step_is_finite, value, ops.convert_to_tensor(variable))
         self.assign(variable, value)
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        if self.nonfinite == "skip" and self.use_ema:
+            # Read outside the accumulation `cond`, compared after it: a step
+            # was skipped iff the counter moved.
+            self._skipped_before_apply = _read(self._skipped_steps)
+        super()._backend_apply_gradients(grads, trainable_variables)
+
+    def _update_model_variables_moving_average(self, trainable_variables):
+        if self.nonfinite != "skip":
+            return super()._update_model_variables_moving_average(trainable_variables)
+        averages = [a for a in self._model_variables_moving_average if a is not None]
+        before = [_read(a) for a in averages]
+        super()._update_model_variables_moving_average(trainable_variables)
+        finite = ops.equal(_read(self._skipped_steps), self._skipped_before_apply)
+        for average, value in zip(averages, before):
+            self.assign(average, ops.where(finite, ops.convert_to_tensor(average), value))
 
     def _model_variable(self, variable):
         return self._trainable_variables[self._get_variable_index(variable)]
@@ -265,6 +282,11 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config["nonfinite"] = self.nonfinite
         return config
+
+
+def _read(variable):
+    """A snapshot of a variable's value (TensorFlow's conversion can alias it)."""
+    return ops.copy(ops.convert_to_tensor(variable))
 
 
 def _densify(gradient):
