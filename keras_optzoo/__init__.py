@@ -5,4 +5,4 @@ from keras_optzoo.optimizers.registry import get
 
 __version__ = "0.1.0"
 
-__all__ = ["callbacks", "get", "optimizers", "schedules", "__version__"]
+__all__ = ["__version__", "callbacks", "get", "optimizers", "schedules"]

@@ -15,10 +15,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.harness import run_zoo  # noqa: E402
-from tests.problems import make_problem  # noqa: E402
-
-import keras_optzoo as oz  # noqa: E402
+import keras_optzoo as oz
+from tests.harness import run_zoo
+from tests.problems import make_problem
 
 STEPS = 60
 

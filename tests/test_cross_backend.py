@@ -28,7 +28,7 @@ def test_trajectories_agree_across_backends(tmp_path):
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
         completed = subprocess.run(
             [sys.executable, str(SCENARIO), str(out)],
-            env=env, capture_output=True, text=True, timeout=600,
+            env=env, capture_output=True, text=True, timeout=600, check=False,
         )
         assert completed.returncode == 0, f"{backend} failed:\n{completed.stderr[-4000:]}"
         results[backend] = dict(np.load(out))

@@ -57,9 +57,11 @@ class AdaBelief(ZooOptimizer):
         validate_beta("beta_2", beta_2)
         validate_positive("epsilon", epsilon)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
+        self.set_hyperparameters(
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+        )
 
     def slot_initial_values(self):
         return {"m": 0.0, "s": 0.0}
@@ -70,11 +72,3 @@ class AdaBelief(ZooOptimizer):
         s = ema(slots["s"], (g - m) ** 2, b2) + eps
         step = debias(m, b1, t) / (ops.sqrt(debias(s, b2, t)) + eps)
         return theta - lr * step, {"m": m, "s": s}
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-        }

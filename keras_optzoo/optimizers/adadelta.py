@@ -49,8 +49,10 @@ class Adadelta(ZooOptimizer):
         validate_beta("rho", rho)
         validate_positive("epsilon", epsilon)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.rho = rho
-        self.epsilon = epsilon
+        self.set_hyperparameters(
+            rho=rho,
+            epsilon=epsilon,
+        )
 
     def slot_initial_values(self):
         return {"accumulated_grad": 0.0, "accumulated_delta": 0.0}
@@ -64,6 +66,3 @@ class Adadelta(ZooOptimizer):
             "accumulated_grad": Eg2,
             "accumulated_delta": Edelta2,
         }
-
-    def get_config(self):
-        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}

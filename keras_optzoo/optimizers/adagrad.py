@@ -49,9 +49,11 @@ class Adagrad(ZooOptimizer):
         validate_non_negative("initial_accumulator_value", initial_accumulator_value)
         validate_positive("epsilon", epsilon)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.initial_accumulator_value = initial_accumulator_value
-        self.epsilon = epsilon
-        self.epsilon_inside_sqrt = bool(epsilon_inside_sqrt)
+        self.set_hyperparameters(
+            initial_accumulator_value=initial_accumulator_value,
+            epsilon=epsilon,
+            epsilon_inside_sqrt=bool(epsilon_inside_sqrt),
+        )
 
     def slot_initial_values(self):
         return {"accumulator": self.initial_accumulator_value}
@@ -63,11 +65,3 @@ class Adagrad(ZooOptimizer):
         else:
             denominator = ops.sqrt(G) + self.epsilon
         return theta - lr * g / denominator, {"accumulator": G}
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "initial_accumulator_value": self.initial_accumulator_value,
-            "epsilon": self.epsilon,
-            "epsilon_inside_sqrt": self.epsilon_inside_sqrt,
-        }

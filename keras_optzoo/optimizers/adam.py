@@ -66,12 +66,14 @@ class Adam(ZooOptimizer):
         validate_beta("beta_2", beta_2)
         validate_positive("epsilon", epsilon)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.amsgrad = bool(amsgrad)
-        self.debias_before_max = bool(debias_before_max)
-        self.epsilon_hat = bool(epsilon_hat)
+        self.set_hyperparameters(
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            amsgrad=bool(amsgrad),
+            debias_before_max=bool(debias_before_max),
+            epsilon_hat=bool(epsilon_hat),
+        )
 
     def slot_initial_values(self):
         slots = {"m": 0.0, "v": 0.0}
@@ -99,14 +101,3 @@ class Adam(ZooOptimizer):
             return theta - step_size * m / (ops.sqrt(v_raw) + eps), new_slots
         v_hat = v_used if debiased_max else debias(v_used, b2, t)
         return theta - lr * debias(m, b1, t) / (ops.sqrt(v_hat) + eps), new_slots
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "amsgrad": self.amsgrad,
-            "debias_before_max": self.debias_before_max,
-            "epsilon_hat": self.epsilon_hat,
-        }

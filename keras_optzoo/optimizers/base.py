@@ -14,7 +14,8 @@ over many tensors later without touching the algorithm files.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import keras
 from keras import ops
@@ -278,9 +279,20 @@ class ZooOptimizer(keras.optimizers.Optimizer):
 
     # -- config -------------------------------------------------------------
 
+    def set_hyperparameters(self, **values: Any) -> None:
+        """Store the algorithm's (validated) hyperparameters as attributes and
+        in `get_config`, so an algorithm file never writes its own config."""
+        for name, value in values.items():
+            setattr(self, name, value)
+        self._hyperparameter_names = (
+            getattr(self, "_hyperparameter_names", ()) + tuple(values)
+        )
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["nonfinite"] = self.nonfinite
+        for name in getattr(self, "_hyperparameter_names", ()):
+            config[name] = getattr(self, name)
         return config
 
 

@@ -43,8 +43,10 @@ class Lion(ZooOptimizer):
         validate_beta("beta_1", beta_1)
         validate_beta("beta_2", beta_2)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
+        self.set_hyperparameters(
+            beta_1=beta_1,
+            beta_2=beta_2,
+        )
 
     def slot_initial_values(self):
         return {"m": 0.0}
@@ -52,6 +54,3 @@ class Lion(ZooOptimizer):
     def update(self, g, theta, slots, lr, t):
         c = ema(slots["m"], g, self.beta_1)
         return theta - lr * ops.sign(c), {"m": ema(slots["m"], g, self.beta_2)}
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}

@@ -58,10 +58,12 @@ class NAdam(ZooOptimizer):
         validate_positive("epsilon", epsilon)
         validate_non_negative("momentum_decay", momentum_decay)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.momentum_decay = momentum_decay
+        self.set_hyperparameters(
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            momentum_decay=momentum_decay,
+        )
 
     def build(self, var_list):
         if self.built:
@@ -90,13 +92,4 @@ class NAdam(ZooOptimizer):
         return theta - lr * nesterov_m / (ops.sqrt(debias(v, b2, t)) + self.epsilon), {
             "m": m,
             "v": v,
-        }
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "momentum_decay": self.momentum_decay,
         }

@@ -65,10 +65,12 @@ class RAdam(ZooOptimizer):
             raise ValueError(f"beta_2 must be in (0.6, 1) for RAdam, got {beta_2!r}")
         validate_range("rectification_threshold", rectification_threshold, 4.0)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.rectification_threshold = rectification_threshold
+        self.set_hyperparameters(
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            rectification_threshold=rectification_threshold,
+        )
 
     def slot_initial_values(self):
         return {"m": 0.0, "v": 0.0}
@@ -90,12 +92,3 @@ class RAdam(ZooOptimizer):
         )
         adaptive = r_t * m_hat / (ops.sqrt(debias(v, b2, t)) + self.epsilon)
         return theta - lr * ops.where(tractable, adaptive, m_hat), {"m": m, "v": v}
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "rectification_threshold": self.rectification_threshold,
-        }

@@ -62,11 +62,13 @@ class RMSprop(ZooOptimizer):
         validate_beta("momentum", momentum)
         validate_positive("epsilon", epsilon)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.rho = rho
-        self.momentum = momentum
-        self.epsilon = epsilon
-        self.centered = bool(centered)
-        self.epsilon_inside_sqrt = bool(epsilon_inside_sqrt)
+        self.set_hyperparameters(
+            rho=rho,
+            momentum=momentum,
+            epsilon=epsilon,
+            centered=bool(centered),
+            epsilon_inside_sqrt=bool(epsilon_inside_sqrt),
+        )
 
     def slot_initial_values(self):
         slots = {"velocity": 0.0}
@@ -91,13 +93,3 @@ class RMSprop(ZooOptimizer):
             increment = self.momentum * slots["momentum"] + increment
             new_slots["momentum"] = increment
         return theta - increment, new_slots
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "rho": self.rho,
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "centered": self.centered,
-            "epsilon_inside_sqrt": self.epsilon_inside_sqrt,
-        }

@@ -70,10 +70,12 @@ class SGD(ZooOptimizer):
                 f"momentum={momentum!r}, dampening={dampening!r}"
             )
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.momentum = momentum
-        self.dampening = dampening
-        self.nesterov = bool(nesterov)
-        self.lr_inside_velocity = bool(lr_inside_velocity)
+        self.set_hyperparameters(
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=bool(nesterov),
+            lr_inside_velocity=bool(lr_inside_velocity),
+        )
 
     def slot_initial_values(self):
         return {"momentum": 0.0} if self.momentum > 0 else {}
@@ -89,12 +91,3 @@ class SGD(ZooOptimizer):
         b = ops.where(t == 1.0, g, mu * slots["momentum"] + (1.0 - tau) * g)
         direction = g + mu * b if self.nesterov else b
         return theta - lr * direction, {"momentum": b}
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "momentum": self.momentum,
-            "dampening": self.dampening,
-            "nesterov": self.nesterov,
-            "lr_inside_velocity": self.lr_inside_velocity,
-        }

@@ -64,11 +64,13 @@ class Yogi(ZooOptimizer):
         validate_positive("epsilon", epsilon)
         validate_non_negative("initial_accumulator_value", initial_accumulator_value)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.initial_accumulator_value = initial_accumulator_value
-        self.bias_correction = bool(bias_correction)
+        self.set_hyperparameters(
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            initial_accumulator_value=initial_accumulator_value,
+            bias_correction=bool(bias_correction),
+        )
 
     def slot_initial_values(self):
         initial_m = self.initial_accumulator_value if self.bias_correction else 0.0
@@ -83,13 +85,3 @@ class Yogi(ZooOptimizer):
         else:
             step = m / (ops.sqrt(v) + self.epsilon)
         return theta - lr * step, {"m": m, "v": v}
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "initial_accumulator_value": self.initial_accumulator_value,
-            "bias_correction": self.bias_correction,
-        }
