@@ -279,14 +279,10 @@ def test_fit_with_ema_ends_on_the_average_weights() -> None:
     assert not np.allclose(values(plain.trainable_variables)[0], averages[0], rtol=1e-3)
 
 
-@pytest.mark.xfail(
-    BACKEND == "jax",
-    strict=True,
-    reason="keras core: finalize_variable_values assigns the EMA array itself to the "
-    "weight; the next jitted call donates that buffer and deletes the EMA "
-    "(keras.optimizers.Adam(use_ema=True) fails the same way)",
-)
 def test_optimizer_state_survives_evaluate_after_an_ema_fit() -> None:
+    """On JAX keras core's EMA overwrite aliases the EMA buffer into the
+    weight, and the next jitted call deletes it (keras.optimizers.Adam(
+    use_ema=True) fails so); ZooOptimizer copies instead."""
     x, y = regression_data()
     optimizer = make_optimizer("adam", use_ema=True)
     model = make_model()

@@ -228,17 +228,23 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         gradient = _densify(gradient)
         dtype = variable.dtype
-        learning_rate = ops.cast(learning_rate, dtype)
-        gradient = ops.cast(gradient, dtype)
-        step = ops.cast(self.iterations + 1, dtype)
+        # 16-bit weights are updated in float32: a bfloat16 step counter stops
+        # counting at 256, and moments lose most of their bits.
+        compute_dtype = "float32" if dtype in ("float16", "bfloat16") else dtype
+        learning_rate = ops.cast(learning_rate, compute_dtype)
+        gradient = ops.cast(gradient, compute_dtype)
+        step = ops.cast(self.iterations + 1, compute_dtype)
         slot_variables = self.slots_for(variable)
         # Plain tensors, not Variables: JAX refuses Variables inside `where`.
-        theta = ops.convert_to_tensor(variable)
-        slots = {name: ops.convert_to_tensor(slot) for name, slot in slot_variables.items()}
+        theta = ops.cast(ops.convert_to_tensor(variable), compute_dtype)
+        slots = {
+            name: ops.cast(ops.convert_to_tensor(slot), compute_dtype)
+            for name, slot in slot_variables.items()
+        }
 
         decayed = theta
         if self.weight_decay and self._use_weight_decay(self._model_variable(variable)):
-            decayed = theta * (1.0 - learning_rate * ops.cast(self.weight_decay, dtype))
+            decayed = theta * (1.0 - learning_rate * ops.cast(self.weight_decay, compute_dtype))
 
         new_theta, new_slots = self.update(gradient, decayed, slots, learning_rate, step)
         if self._step_is_finite is not None:
@@ -263,6 +269,18 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             # was skipped iff the counter moved.
             self._skipped_before_apply = _read(self._skipped_steps)
         super()._backend_apply_gradients(grads, trainable_variables)
+        # Trace-local: never let a tensor of this step leak into the next.
+        self._step_is_finite = None
+        self._skipped_before_apply = None
+
+    def _overwrite_model_variables_with_average_value(self, trainable_variables):
+        if keras.backend.backend() != "jax":
+            return super()._overwrite_model_variables_with_average_value(trainable_variables)
+        # keras core hands the EMA's own array to the weight on JAX; the next
+        # jitted step donates that buffer and the EMA is deleted with it.
+        for variable, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None:
+                variable.assign(_read(average))
 
     def _update_model_variables_moving_average(self, trainable_variables):
         if self.nonfinite != "skip":
