@@ -13,10 +13,15 @@ import keras
 import numpy as np
 
 
-def as_float64(value) -> np.ndarray:
+def to_numpy(value) -> np.ndarray:
+    """A Variable's or tensor's value as NumPy, in its own dtype."""
     if isinstance(value, keras.Variable):
         value = value.value
-    return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+def as_float64(value) -> np.ndarray:
+    return to_numpy(value).astype(np.float64)
 
 
 def slot_values(optimizer, variables) -> dict[str, list[np.ndarray]]:
@@ -28,23 +33,31 @@ def slot_values(optimizer, variables) -> dict[str, list[np.ndarray]]:
     return slots
 
 
-def _compiled_apply(optimizer, variables):
-    """The backend's compiled path: XLA on TensorFlow and JAX, eager on torch."""
+def compiled_apply(optimizer, variables):
+    """`optimizer.apply` through the backend's compiler, as `fit` runs it.
+
+    TensorFlow: an XLA-compiled `tf.function`. JAX: a jitted `stateless_apply`
+    whose results are written back (JAX's `fit` updates state this way). Torch
+    has no separate compiled path in Keras, so it runs eagerly. The optimizer
+    is built first: variables cannot be created inside a traced function.
+    """
+    optimizer.build(variables)
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(lambda grads: optimizer.apply(grads, variables), jit_compile=True)
+        step = tf.function(lambda grads: optimizer.apply(grads, variables), jit_compile=True)
+        return lambda grads: step([keras.ops.convert_to_tensor(g) for g in grads])
     if backend == "jax":
         import jax
 
-        @jax.jit
-        def stateless(optimizer_values, grads, values):
-            return optimizer.stateless_apply(optimizer_values, grads, values)
+        stateless = jax.jit(optimizer.stateless_apply)
 
         def apply(grads):
             values, optimizer_values = stateless(
-                [v.value for v in optimizer.variables], grads, [v.value for v in variables]
+                [v.value for v in optimizer.variables],
+                [keras.ops.convert_to_tensor(g) for g in grads],
+                [v.value for v in variables],
             )
             for variable, value in zip(variables, values):
                 variable.assign(value)
@@ -52,7 +65,7 @@ def _compiled_apply(optimizer, variables):
                 variable.assign(value)
 
         return apply
-    return lambda grads: optimizer.apply(grads, variables)
+    return lambda grads: optimizer.apply([keras.ops.convert_to_tensor(g) for g in grads], variables)
 
 
 def run_zoo(
@@ -70,7 +83,7 @@ def run_zoo(
         for i, p in enumerate(params0)
     ]
     optimizer.build(variables)
-    apply = _compiled_apply(optimizer, variables) if compiled else (
+    apply = compiled_apply(optimizer, variables) if compiled else (
         lambda g: optimizer.apply(g, variables)
     )
     trajectory = []

@@ -7,13 +7,14 @@ with a fixed seed, so every test sees the same inputs on every backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import keras
 import numpy as np
 
 import keras_optzoo as oz
+from tests.harness import compiled_apply, to_numpy  # noqa: F401  (re-exported)
 
 BACKEND = keras.backend.backend()
 NAMES: list[str] = oz.optimizers.names()
@@ -85,12 +86,6 @@ def make_model(seed: int = 0, hidden: int = 16) -> keras.Model:
         ],
         name="mlp",
     )
-
-
-def to_numpy(value: Any) -> np.ndarray:
-    if isinstance(value, keras.Variable):
-        value = value.value
-    return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 def values(variables: Iterable[Any]) -> list[np.ndarray]:
@@ -184,41 +179,3 @@ def gradient_sequence(
         ]
         for _ in range(steps)
     ]
-
-
-def compiled_apply(
-    optimizer: keras.optimizers.Optimizer, variables: list[keras.Variable]
-) -> Callable[[list[np.ndarray]], None]:
-    """`optimizer.apply` through the backend's compiler, as `fit` runs it.
-
-    TensorFlow: an XLA-compiled `tf.function`. JAX: a jitted `stateless_apply`
-    whose results are written back (JAX's `fit` updates state this way). Torch
-    has no separate compiled path in Keras, so it runs eagerly. The optimizer
-    is built first: variables cannot be created inside a traced function.
-    """
-    optimizer.build(variables)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        step = tf.function(
-            lambda grads: optimizer.apply(grads, variables), jit_compile=True
-        )
-        return lambda grads: step([tf.constant(g) for g in grads])
-    if BACKEND == "jax":
-        import jax
-
-        stateless = jax.jit(optimizer.stateless_apply)
-
-        def apply(grads: list[np.ndarray]) -> None:
-            new_values, new_state = stateless(
-                [v.value for v in optimizer.variables],
-                [jax.numpy.asarray(g) for g in grads],
-                [v.value for v in variables],
-            )
-            for variable, value in zip(variables, new_values):
-                variable.assign(value)
-            for variable, value in zip(optimizer.variables, new_state):
-                variable.assign(value)
-
-        return apply
-    return lambda grads: apply_step(optimizer, variables, grads)
