@@ -175,7 +175,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         raise NotImplementedError
 
     def update_global_state(self, step) -> None:
-        """Per-step state shared by all variables; assign it with `self.assign`."""
+        """Per-step state shared by all variables; assign it with `self.assign_global`
+        so that the skip policy holds it on a skipped step."""
 
     # -- slots --------------------------------------------------------------
 
