@@ -7,7 +7,7 @@ import os
 import keras
 import pytest
 
-BACKEND = keras.backend.backend()
+from tests.harness import BACKEND
 
 
 def pytest_report_header(config):

@@ -12,6 +12,8 @@ from typing import Any
 import keras
 import numpy as np
 
+BACKEND = keras.backend.backend()
+
 
 def to_numpy(value) -> np.ndarray:
     """A Variable's or tensor's value as NumPy, in its own dtype."""

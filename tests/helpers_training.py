@@ -14,9 +14,8 @@ import keras
 import numpy as np
 
 import keras_optzoo as oz
-from tests.harness import compiled_apply, to_numpy  # noqa: F401  (re-exported)
+from tests.harness import BACKEND, compiled_apply, to_numpy  # noqa: F401  (re-exported)
 
-BACKEND = keras.backend.backend()
 NAMES: list[str] = oz.optimizers.names()
 
 # A learning rate per registered name that brings the regression below a quarter

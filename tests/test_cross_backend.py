@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import BACKEND
-from tests.harness import max_relative_error
+from tests.harness import BACKEND, max_relative_error
 
 BACKENDS = ("tensorflow", "jax", "torch")
 SCENARIO = Path(__file__).with_name("cross_backend_scenario.py")
