@@ -1,88 +1,70 @@
 """The `optzoo` command line.
 
-    optzoo compare --optimizers sgd,momentum,adam,adamw,adabelief --epochs 10
+    optzoo compare   --optimizers sgd,momentum,adam,adamw,adabelief --epochs 10
+    optzoo landscape --optimizers sgd,momentum,nesterov,adagrad,adam
+    optzoo memory    --params 7e9
+    optzoo bench     --optimizers adam,adamw,lion --params 100M
 
 The backend is chosen the Keras way, before the command starts:
 `KERAS_BACKEND=jax optzoo compare`.
+
+Each subcommand lives in its own module, which provides
+`configure(parser)` (adds its arguments) and `run(args, parser) -> int`. A
+module is imported only when its subcommand runs, so `optzoo --help` and one
+command's start-up never pay for the others' imports.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
 from collections.abc import Sequence
 
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "compare": (
+        "keras_optzoo.compare.command",
+        "train one model with several optimizers from identical starts; "
+        "write a table, curves and TensorBoard logs",
+    ),
+    "landscape": (
+        "keras_optzoo.compare.landscape",
+        "optimizer trajectories on 2-D test functions (Rosenbrock, Beale, ...)",
+    ),
+    "memory": (
+        "keras_optzoo.memory",
+        "optimizer-state bytes for N parameters or a saved .keras model",
+    ),
+    "bench": (
+        "keras_optzoo.bench.command",
+        "optimizer step time against keras core, optax and torch.optim",
+    ),
+}
 
-def _names(text: str) -> list[str]:
-    names = [part.strip().lower() for part in text.split(",") if part.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("give at least one optimizer name")
-    return names
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from keras_optzoo.quickstart import DEFAULT_OPTIMIZERS
-
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only `command`'s module is imported and configured."""
     parser = argparse.ArgumentParser(
         prog="optzoo",
         description="keras_optzoo: Keras 3 optimizers, compared. "
         "Set KERAS_BACKEND=tensorflow|jax|torch to pick the backend.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    compare = commands.add_parser(
-        "compare",
-        help="train one model with several optimizers from identical starts "
-        "and print a table",
-        description="Train a small MLP on scikit-learn's digits with each "
-        "optimizer (same initial weights, same batch order) and print final "
-        "train loss, test accuracy and ms/step.",
-    )
-    compare.add_argument(
-        "--optimizers",
-        type=_names,
-        default=",".join(DEFAULT_OPTIMIZERS),
-        help="comma-separated registry names (default: %(default)s)",
-    )
-    compare.add_argument("--epochs", type=_positive_int, default=20)
-    compare.add_argument("--batch-size", type=_positive_int, default=32)
-    compare.add_argument(
-        "--learning-rate",
-        type=float,
-        default=None,
-        help="one rate for all optimizers (default: a tuned rate per optimizer)",
-    )
-    compare.add_argument("--seed", type=int, default=0)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        subparser = commands.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module_name).configure(subparser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
-    if args.command == "compare":
-        from keras_optzoo import quickstart
-
-        # Build every optimizer once up front, so a misspelled name or a bad
-        # learning rate fails before any training starts.
-        for name in args.optimizers:
-            try:
-                quickstart.make_optimizer(name, args.learning_rate)
-            except ValueError as error:
-                parser.error(str(error))
-        quickstart.main(
-            optimizers=args.optimizers,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-        )
-    return 0
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    return int(module.run(args, parser) or 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The comparison tool: tasks, runner and report behind `optzoo compare`."""
