@@ -1,0 +1,618 @@
+"""Monitors: what the optimizer sees, measured every `every_n_steps`.
+
+Each monitor is a `keras.callbacks.Callback`. On the steps it measures it
+computes its statistics with `keras.ops` on the device (in one compiled
+function on JAX and TensorFlow, built once), copies the handful of resulting
+numbers to the host in one transfer, writes them to TensorBoard (if
+given a `log_dir`, through `keras_optzoo.callbacks.tensorboard`), keeps them in
+`monitor.history` and puts the latest into the epoch's `logs` (so `History`
+and the progress bar show them). On the other steps it does nothing at all.
+
+Two choices keep training at full speed:
+
+  * The optimizer records its gradient and update norms inside the compiled
+    step (`keras_optzoo.optimizers.telemetry`), so no monitor needs the
+    gradients; the monitors switch that recording on at `on_train_begin`
+    (making Keras trace the step again) and off at `on_train_end`.
+  * Monitors measure in `on_train_batch_begin`, when the previous step's state
+    is complete, and define no `on_train_batch_end`: Keras dispatches the
+    batch-end callbacks (and converts the batch logs to Python floats) on a
+    worker thread only while no callback overrides that hook, so overriding it
+    would force a host sync every step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import statistics
+import warnings
+from collections import deque
+from typing import Any, NamedTuple
+
+import keras
+from keras import ops
+
+from keras_optzoo.callbacks.tensorboard import get_writer
+from keras_optzoo.optimizers import telemetry
+
+__all__ = [
+    "Alert",
+    "GradientNormMonitor",
+    "LearningRateMonitor",
+    "MomentMonitor",
+    "OptimizerMonitor",
+    "UpdateRatioMonitor",
+]
+
+logger = logging.getLogger("keras_optzoo.callbacks")
+
+# A spike needs a baseline: at least this many earlier readings.
+_MIN_READINGS = 3
+
+
+class Alert(NamedTuple):
+    """One alert raised by a monitor.
+
+    Attributes:
+        step: The optimizer step it concerns (1-based; the step of the spike).
+        kind: `"spike"`, `"vanishing"` or `"nonfinite"`.
+        value: The offending gradient norm.
+        message: The line that was logged.
+    """
+
+    step: int
+    kind: str
+    value: float
+    message: str
+
+
+def _validate_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _layer_name(variable) -> str:
+    path = getattr(variable, "path", None) or variable.name
+    return path.rsplit("/", 1)[0] if "/" in path else path
+
+
+def _layer_groups(variables: list) -> dict[str, list[int]]:
+    """Layer name -> indices of its variables, in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for index, variable in enumerate(variables):
+        groups.setdefault(_layer_name(variable), []).append(index)
+    return groups
+
+
+def _flat(tensors: list):
+    return ops.concatenate([ops.reshape(ops.cast(t, "float32"), (-1,)) for t in tensors])
+
+
+def _percentiles(sorted_values, percentiles: tuple[float, ...], size: int) -> list:
+    """NumPy's default ("linear") percentiles of an ascending 1-D tensor."""
+    results = []
+    for q in percentiles:
+        position = q / 100.0 * (size - 1)
+        low, high = math.floor(position), math.ceil(position)
+        fraction = position - low
+        low_value = ops.take(sorted_values, low)
+        high_value = ops.take(sorted_values, high)
+        results.append(low_value + (high_value - low_value) * fraction)
+    return results
+
+
+def _percentile_name(q: float) -> str:
+    return f"p{q:g}"
+
+
+class OptimizerMonitor(keras.callbacks.Callback):
+    """Base of the monitors: the step counting, logging and recording switch.
+
+    A subclass implements `compute(optimizer) -> (scalars, arrays)`: dicts of
+    device tensors computed from the current state, reading variables only
+    (it is compiled: a `jax.jit` over the state on JAX, a `tf.function` on
+    TensorFlow); `arrays` are written as histograms. It may override
+    `postprocess(values, step)`, which gets the scalars as Python floats and
+    returns what to log (and may raise alerts or assign state). Names without
+    a `/` are global and go into the epoch logs; per-layer values are named
+    `<name>/<layer>`. Every value is written to TensorBoard as
+    `optimizer/<name>`.
+
+    Args:
+        every_n_steps: Measure after every this many optimizer steps, >= 1.
+            Defaults to 100.
+        log_dir: A directory for TensorBoard event files, or None (then the
+            values go only to `history`, the logs and, for alerts, the log).
+    """
+
+    needs_telemetry = False
+
+    def __init__(self, every_n_steps: int = 100, log_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        self.every_n_steps = _validate_positive_int("every_n_steps", every_n_steps)
+        if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
+            raise ValueError(f"log_dir must be a path or None, got {log_dir!r}")
+        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self.history: dict[str, list[tuple[int, float]]] = {}
+        self.alerts: list[Alert] = []
+        self.latest: dict[str, float] = {}
+        self._writer = None
+        self._switched_on = None
+        self._reset_counters()
+
+    # -- what subclasses provide -------------------------------------------
+
+    def compute(self, optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
+        raise NotImplementedError
+
+    def postprocess(self, values: dict[str, float], step: int) -> dict[str, float]:
+        return values
+
+    def measure(self, optimizer, step: int) -> dict[str, float]:
+        """One reading: `compute` on the device, one copy to the host,
+        histograms written, then `postprocess`."""
+        scalars, arrays = self._compiled_compute(optimizer)
+        names = list(self._scalar_names)
+        host = ops.convert_to_numpy(scalars) if names else []
+        for name, values in arrays.items():
+            self.histogram(name, values, step)
+        return self.postprocess({n: float(x) for n, x in zip(names, host)}, step)
+
+    # -- Keras hooks ---------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._reset_counters()
+        self._writer = get_writer(self.log_dir) if self.log_dir else None
+        if self.needs_telemetry:
+            self._switch_recording_on()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last_batch = -1
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._last_batch = batch
+        self._maybe_measure(self._epoch_start + batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._last_batch >= 0:
+            steps = self._last_batch + getattr(self.model, "steps_per_execution", 1)
+            total = (self.params or {}).get("steps")
+            self._epoch_start += min(steps, total) if total else steps
+        self._maybe_measure(self._epoch_start)
+        if logs is not None:
+            logs.update({name: value for name, value in self.latest.items() if "/" not in name})
+        if self._writer is not None:
+            self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        self._maybe_measure(self._epoch_start)
+        if self._writer is not None:
+            self._writer.flush()
+        self._switch_recording_off()
+
+    # -- helpers for subclasses ---------------------------------------------
+
+    def histogram(self, name: str, values, step: int) -> None:
+        """Write a histogram to TensorBoard as `optimizer/<name>` (if logging)."""
+        if self._writer is not None:
+            self._writer.histogram(f"optimizer/{name}", values, step)
+
+    def alert(self, step: int, kind: str, value: float, message: str) -> None:
+        """Log an alert line, write it to TensorBoard's Text tab, keep it in `alerts`."""
+        self.alerts.append(Alert(step, kind, value, message))
+        logger.warning(message)
+        if self._writer is not None:
+            self._writer.text("optimizer/alerts", message, step)
+
+    # -- internals -----------------------------------------------------------
+
+    def _reset_counters(self) -> None:
+        self._epoch_start = 0
+        self._last_batch = -1
+        self._last_measured = 0
+
+    def _compiled_compute(self, optimizer):
+        """`compute` with its scalars stacked into one vector, compiled once
+        per (optimizer, model) pair."""
+        key = (id(optimizer), id(self.model))
+        if getattr(self, "_compiled_key", None) != key:
+            self._compiled = _compile(self._stacked_compute, optimizer, self.model)
+            self._compiled_key = key
+        return self._compiled()
+
+    def _stacked_compute(self, optimizer):
+        scalars, arrays = self.compute(optimizer)
+        # Read back by `measure`: the names are fixed when the function is traced.
+        self._scalar_names = list(scalars)
+        if not scalars:
+            return ops.zeros((0,)), arrays
+        stacked = ops.stack([ops.cast(ops.reshape(v, ()), "float32") for v in scalars.values()])
+        return stacked, arrays
+
+    def _maybe_measure(self, completed_steps: int) -> None:
+        n = self.every_n_steps
+        if completed_steps // n <= self._last_measured // n:
+            return
+        self._last_measured = completed_steps
+        optimizer = self.model.optimizer
+        _sync(self.model)
+        step = int(ops.convert_to_numpy(optimizer.iterations))
+        values = self.measure(optimizer, step)
+        for name, value in values.items():
+            self.history.setdefault(name, []).append((step, value))
+            if self._writer is not None:
+                self._writer.scalar(f"optimizer/{name}", value, step)
+        self.latest.update(values)
+
+    def _switch_recording_on(self) -> None:
+        owner = telemetry.telemetry_owner(self.model.optimizer)
+        if owner is None:
+            raise ValueError(
+                f"{type(self).__name__} needs an optimizer that records telemetry: a "
+                "keras_optzoo optimizer, or any Keras optimizer wrapped as "
+                "keras_optzoo.callbacks.Monitored(optimizer); got "
+                f"{type(self.model.optimizer).__name__}"
+            )
+        if not owner.record_telemetry:
+            owner.record_telemetry = True
+            self._switched_on = owner
+            # `fit` built its step before this hook; the recording is decided
+            # when the step is traced, so build it again (tracing happens at
+            # its first call, which comes after this).
+            self.model.make_train_function(force=True)
+
+    def _switch_recording_off(self) -> None:
+        if self._switched_on is not None:
+            self._switched_on.record_telemetry = False
+            self._switched_on = None
+            # The next `fit` or `train_on_batch` builds a step without recording.
+            self.model.train_function = None
+
+
+class GradientNormMonitor(OptimizerMonitor):
+    """Gradient norms before and after clipping, per layer, with alerts.
+
+    Logged on each measured step (TensorBoard tag `optimizer/<name>`):
+
+      * `grad_norm`, `grad_norm_clipped`: the global L2 norm of the last
+        step's gradients before and after the optimizer's clipping;
+      * `grad_norm_max`: the largest pre-clip norm since the previous reading
+        (every step counts, not only the measured ones);
+      * `grad_clipped_fraction`: the fraction of the steps since the previous
+        reading whose gradients clipping changed;
+      * `grad_norm/<layer>` (with `per_layer`): the layer's pre-clip norm.
+
+    Alerts (a `logging` warning on the `keras_optzoo.callbacks` logger, a
+    TensorBoard text entry under `optimizer/alerts`, and an `Alert` in
+    `monitor.alerts`):
+
+      * `"spike"`: `grad_norm_max` exceeds `spike_factor` times the median of
+        the last `window` readings of `grad_norm` (once there are 3); the
+        alert names the step of the spike;
+      * `"vanishing"`: `grad_norm` is below `vanishing_threshold`;
+      * `"nonfinite"`: a gradient norm since the previous reading was inf/NaN.
+
+    Needs an optimizer that records telemetry: any keras_optzoo optimizer, or
+    `keras_optzoo.callbacks.Monitored(optimizer)` for any other.
+
+    Args:
+        every_n_steps: Measure after every this many steps, >= 1. Defaults to 100.
+        log_dir: TensorBoard directory, or None. Defaults to None.
+        spike_factor: > 1. Defaults to 10.
+        window: How many earlier readings the median covers, >= 1. Defaults to 20.
+        vanishing_threshold: >= 0 (0 disables the alert). Defaults to 1e-7.
+        per_layer: Also log each layer's norm. Defaults to True.
+
+    Example:
+
+    ```python
+    monitor = oz.callbacks.GradientNormMonitor(every_n_steps=50, log_dir="logs")
+    model.fit(x, y, callbacks=[monitor])
+    monitor.alerts          # [Alert(step=1234, kind="spike", ...)]
+    ```
+    """
+
+    needs_telemetry = True
+
+    def __init__(
+        self,
+        every_n_steps: int = 100,
+        log_dir: str | os.PathLike | None = None,
+        spike_factor: float = 10.0,
+        window: int = 20,
+        vanishing_threshold: float = 1e-7,
+        per_layer: bool = True,
+    ) -> None:
+        super().__init__(every_n_steps, log_dir)
+        if not _is_number(spike_factor) or not spike_factor > 1:
+            raise ValueError(f"spike_factor must be a number > 1, got {spike_factor!r}")
+        if not _is_number(vanishing_threshold) or not vanishing_threshold >= 0:
+            raise ValueError(
+                f"vanishing_threshold must be a number >= 0, got {vanishing_threshold!r}"
+            )
+        self.spike_factor = float(spike_factor)
+        self.window = _validate_positive_int("window", window)
+        self.vanishing_threshold = float(vanishing_threshold)
+        self.per_layer = bool(per_layer)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._readings: deque[float] = deque(maxlen=self.window)
+        self._counters = (0.0, 0.0)
+        state = getattr(telemetry.telemetry_owner(self.model.optimizer), "_telemetry", None)
+        if state is not None:
+            # The counters live as long as the optimizer; fractions are per fit.
+            _sync(self.model)
+            self._counters = (
+                float(ops.convert_to_numpy(state.clipped_steps)),
+                float(ops.convert_to_numpy(state.recorded_steps)),
+            )
+            state.max_gradient_norm.assign(ops.zeros((), "float32"))
+            state.max_gradient_norm_step.assign(ops.zeros((), "int32"))
+
+    def compute(self, optimizer):
+        owner = telemetry.telemetry_owner(optimizer)
+        state = owner._telemetry
+        tensors = {
+            "grad_norm": state.gradient_norm,
+            "grad_norm_clipped": state.clipped_gradient_norm,
+            "grad_norm_max": state.max_gradient_norm,
+            "max_step": state.max_gradient_norm_step,
+            "clipped_steps": state.clipped_steps,
+            "recorded_steps": state.recorded_steps,
+        }
+        if self.per_layer:
+            squares = ops.square(ops.convert_to_tensor(state.gradient_norms))
+            for layer, indices in _layer_groups(owner._trainable_variables).items():
+                tensors[f"grad_norm/{layer}"] = ops.sqrt(ops.sum(ops.take(squares, indices)))
+        return tensors, {}
+
+    def postprocess(self, values: dict[str, float], step: int) -> dict[str, float]:
+        # The maximum restarts with every reading.
+        state = telemetry.telemetry_owner(self.model.optimizer)._telemetry
+        state.max_gradient_norm.assign(ops.zeros((), "float32"))
+        state.max_gradient_norm_step.assign(ops.zeros((), "int32"))
+        clipped, recorded = values.pop("clipped_steps"), values.pop("recorded_steps")
+        max_step = int(values.pop("max_step"))
+        new_steps = recorded - self._counters[1]
+        values["grad_clipped_fraction"] = (
+            (clipped - self._counters[0]) / new_steps if new_steps > 0 else 0.0
+        )
+        self._counters = (clipped, recorded)
+        self._check(values["grad_norm"], values["grad_norm_max"], max_step, step)
+        return values
+
+    def _check(self, norm: float, largest: float, largest_step: int, step: int) -> None:
+        if not (math.isfinite(norm) and math.isfinite(largest)):
+            bad = largest if not math.isfinite(largest) else norm
+            self.alert(
+                largest_step or step, "nonfinite", bad,
+                f"GradientNormMonitor: non-finite gradient norm ({bad}) at step "
+                f"{largest_step or step}",
+            )
+            return
+        if len(self._readings) >= min(_MIN_READINGS, self.window):
+            median = statistics.median(self._readings)
+            if largest > self.spike_factor * median:
+                self.alert(
+                    largest_step, "spike", largest,
+                    f"GradientNormMonitor: gradient norm spike at step {largest_step}: "
+                    f"{largest:.4g} is {largest / median:.3g}x the running median "
+                    f"{median:.4g} (spike_factor={self.spike_factor:g})",
+                )
+        if norm < self.vanishing_threshold:
+            self.alert(
+                step, "vanishing", norm,
+                f"GradientNormMonitor: vanishing gradient norm at step {step}: "
+                f"{norm:.3g} < vanishing_threshold={self.vanishing_threshold:g}",
+            )
+        self._readings.append(norm)
+
+
+class UpdateRatioMonitor(OptimizerMonitor):
+    """The size of the last update relative to the weights, per layer.
+
+    Logged (TensorBoard tag `optimizer/<name>`): `update_ratio`, the global
+    `‖θ_t − θ_{t−1}‖ / ‖θ_t‖` of the last step before the reading, and
+    `update_ratio/<layer>` (with `per_layer`), the same over each layer's
+    variables. Values around 1e-3 are the usual rule of thumb; far above, the
+    learning rate is too high for that layer, far below, the layer barely
+    learns. Needs telemetry, like `GradientNormMonitor`.
+
+    Args:
+        every_n_steps: Measure after every this many steps, >= 1. Defaults to 100.
+        log_dir: TensorBoard directory, or None. Defaults to None.
+        per_layer: Also log each layer's ratio. Defaults to True.
+    """
+
+    needs_telemetry = True
+
+    def __init__(
+        self,
+        every_n_steps: int = 100,
+        log_dir: str | os.PathLike | None = None,
+        per_layer: bool = True,
+    ) -> None:
+        super().__init__(every_n_steps, log_dir)
+        self.per_layer = bool(per_layer)
+
+    def compute(self, optimizer):
+        owner = telemetry.telemetry_owner(optimizer)
+        variables = owner._trainable_variables
+        update_squares = ops.square(ops.convert_to_tensor(owner._telemetry.update_norms))
+        weight_squares = ops.stack(
+            [ops.sum(ops.square(ops.cast(ops.convert_to_tensor(v), "float32"))) for v in variables]
+        )
+        tensors = {
+            "update_ratio": ops.sqrt(ops.sum(update_squares) / ops.sum(weight_squares)),
+        }
+        if self.per_layer:
+            for layer, indices in _layer_groups(variables).items():
+                tensors[f"update_ratio/{layer}"] = ops.sqrt(
+                    ops.sum(ops.take(update_squares, indices))
+                    / ops.sum(ops.take(weight_squares, indices))
+                )
+        return tensors, {}
+
+
+class MomentMonitor(OptimizerMonitor):
+    """Statistics of the optimizer's moments and effective learning rate.
+
+    On each measured step, over all parameters (and per layer with
+    `per_layer`), for the algorithm's first moment `|m|`, second moment `v`
+    and effective per-parameter learning rate (see
+    `keras_optzoo.optimizers.telemetry.effective_learning_rates` for its exact
+    definition per algorithm): `<quantity>_mean`, `<quantity>_max` and
+    `<quantity>_p<q>` for each requested percentile (NumPy's linear
+    interpolation), with `<quantity>` one of `first_moment_abs`,
+    `second_moment`, `effective_lr`; per layer `<name>/<layer>`. With a
+    `log_dir` and `histograms`, the histograms `first_moment`,
+    `second_moment` and `effective_lr_log10` as well.
+
+    A collapsing second moment shows as `effective_lr_max` shooting up; a
+    warmup that is too short, as a wide `effective_lr` spread in the first
+    readings. The statistics are computed from the slots on the device
+    (sorting the parameters once per quantity); histograms copy the values to
+    the host, every `every_n_steps` only.
+
+    Works with every keras_optzoo optimizer, keras core's Adam, AdamW, Nadam,
+    Adamax, Lamb, RMSprop, Adagrad, Adadelta, SGD and Lion (directly or inside
+    `Monitored` / `LossScaleOptimizer`); no telemetry recording is needed. An
+    optimizer without moments (plain SGD) gets a warning and no values.
+
+    Args:
+        every_n_steps: Measure after every this many steps, >= 1. Defaults to 100.
+        log_dir: TensorBoard directory, or None. Defaults to None.
+        percentiles: Percentiles to report, each in [0, 100]. Defaults to
+            (50, 90, 99).
+        per_layer: Also report each layer's statistics. Defaults to False.
+        histograms: Write histograms (needs `log_dir`). Defaults to True.
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 100,
+        log_dir: str | os.PathLike | None = None,
+        percentiles: tuple[float, ...] = (50, 90, 99),
+        per_layer: bool = False,
+        histograms: bool = True,
+    ) -> None:
+        super().__init__(every_n_steps, log_dir)
+        percentiles = tuple(percentiles)
+        for q in percentiles:
+            if not _is_number(q) or not 0 <= q <= 100:
+                raise ValueError(f"percentiles must be numbers in [0, 100], got {percentiles!r}")
+        self.percentiles = percentiles
+        self.per_layer = bool(per_layer)
+        self.histograms = bool(histograms)
+        self._warned = False
+
+    def quantities(self, optimizer) -> dict[str, list | None]:
+        """`{quantity: one float32 tensor per trainable variable}` on the device."""
+        first, second = telemetry.moment_slots(optimizer)
+        return {
+            "first_moment_abs": None if first is None else [
+                ops.abs(ops.cast(ops.convert_to_tensor(m), "float32")) for m in first
+            ],
+            "second_moment": None if second is None else [
+                ops.cast(ops.convert_to_tensor(v), "float32") for v in second
+            ],
+            "effective_lr": telemetry.effective_learning_rates(optimizer),
+        }
+
+    def measure(self, optimizer, step: int) -> dict[str, float]:
+        first, second = telemetry.moment_slots(optimizer)
+        if first is None and second is None and not telemetry.has_effective_learning_rate(optimizer):
+            if not self._warned:
+                warnings.warn(
+                    f"MomentMonitor: {type(telemetry.unwrap(optimizer)).__name__} keeps no "
+                    "moments it knows of; nothing will be logged",
+                    stacklevel=2,
+                )
+                self._warned = True
+            return {}
+        return super().measure(optimizer, step)
+
+    def compute(self, optimizer):
+        quantities = {k: v for k, v in self.quantities(optimizer).items() if v is not None}
+        variables = telemetry.unwrap(optimizer)._trainable_variables
+        tensors: dict[str, Any] = {}
+        for quantity, per_variable in quantities.items():
+            tensors.update(self._statistics(quantity, per_variable))
+            if self.per_layer:
+                for layer, indices in _layer_groups(variables).items():
+                    stats = self._statistics(quantity, [per_variable[i] for i in indices])
+                    tensors.update({f"{name}/{layer}": value for name, value in stats.items()})
+        arrays = {}
+        if self._writer is not None and self.histograms:
+            first, _ = telemetry.moment_slots(optimizer)
+            if first is not None:
+                arrays["first_moment"] = _flat(first)
+            if "second_moment" in quantities:
+                arrays["second_moment"] = _flat(quantities["second_moment"])
+            if "effective_lr" in quantities:
+                arrays["effective_lr_log10"] = ops.log10(_flat(quantities["effective_lr"]))
+        return tensors, arrays
+
+    def _statistics(self, quantity: str, per_variable: list) -> dict[str, Any]:
+        flat = _flat(per_variable)
+        size = int(flat.shape[0])
+        stats = {f"{quantity}_mean": ops.mean(flat), f"{quantity}_max": ops.max(flat)}
+        if self.percentiles:
+            values = _percentiles(ops.sort(flat), self.percentiles, size)
+            for q, value in zip(self.percentiles, values):
+                stats[f"{quantity}_{_percentile_name(q)}"] = value
+        return stats
+
+
+class LearningRateMonitor(OptimizerMonitor):
+    """The optimizer's current learning rate, `learning_rate` in the logs.
+
+    A schedule is evaluated at `optimizer.iterations`, i.e. the value is the
+    rate the next step uses, as Keras computes it. Works with any Keras
+    optimizer; needs no telemetry.
+
+    Args:
+        every_n_steps: Measure after every this many steps, >= 1. Defaults to 100.
+        log_dir: TensorBoard directory, or None. Defaults to None.
+    """
+
+    def compute(self, optimizer):
+        return {"learning_rate": optimizer.learning_rate}, {}
+
+
+def _compile(compute, optimizer, model):
+    """`compute(optimizer)` as a function of no arguments that reads the
+    current state, compiled where compiling pays: eager JAX compiles every op
+    of a new shape on first use, which costs more than one `jax.jit`."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        variables = list(optimizer.variables) + list(model.trainable_variables)
+
+        def pure(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return compute(optimizer)
+
+        jitted = jax.jit(pure)
+        return lambda: jitted([v.value for v in variables])
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # No autograph: `compute` has no data-dependent Python control flow.
+        return tf.function(lambda: compute(optimizer), autograph=False)
+    return lambda: compute(optimizer)
+
+
+def _sync(model) -> None:
+    if keras.backend.backend() == "jax":
+        # JAX's `fit` keeps the state outside the variables between syncs.
+        model.jax_state_sync()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
