@@ -40,6 +40,7 @@ COMMON_INVALID = [
     ({"gradient_accumulation_steps": 1}, "gradient_accumulation_steps"),
     ({"loss_scale_factor": 0.0}, "loss_scale_factor"),
     ({"nonfinite": "ignore"}, "nonfinite"),
+    ({"fused": "yes"}, "fused"),
 ]
 
 SPECIAL_INVALID = [
@@ -57,7 +58,7 @@ def _arguments(cls) -> list[str]:
     for klass in cls.__mro__:
         if klass.__module__.startswith("keras_optzoo"):
             names += [p for p in inspect.signature(klass.__init__).parameters
-                      if p not in ("self", "kwargs", "nonfinite")]
+                      if p not in ("self", "kwargs", "nonfinite", "fused")]
     return sorted(set(names))
 
 

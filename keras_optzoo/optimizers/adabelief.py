@@ -44,6 +44,8 @@ class AdaBelief(ZooOptimizer):
         Gradients", NeurIPS, Algorithm 2.
     """
 
+    first_moment_slot, second_moment_slot = "m", "s"
+
     def __init__(
         self,
         learning_rate=0.001,

@@ -38,6 +38,8 @@ class Adadelta(ZooOptimizer):
         arXiv:1212.5701, Algorithm 1.
     """
 
+    first_moment_slot, second_moment_slot = None, "accumulated_grad"
+
     def __init__(
         self,
         learning_rate=1.0,

@@ -37,6 +37,8 @@ class Adagrad(ZooOptimizer):
         Learning and Stochastic Optimization", JMLR 12, Fig. 1 (diagonal form).
     """
 
+    first_moment_slot, second_moment_slot = None, "accumulator"
+
     def __init__(
         self,
         learning_rate=0.01,

@@ -50,6 +50,8 @@ class Adam(ZooOptimizer):
         and Beyond", Algorithm 2.
     """
 
+    first_moment_slot, second_moment_slot = "m", "v"
+
     def __init__(
         self,
         learning_rate=0.001,

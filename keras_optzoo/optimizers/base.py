@@ -20,6 +20,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_optzoo.optimizers import telemetry
+
 NONFINITE_POLICIES = ("apply", "skip")
 
 
@@ -140,6 +142,13 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         the gradients hold, so a NaN shows up in the loss) or `"skip"` (a step
         whose gradients contain a NaN or inf changes no weight, slot or step
         counter and increments `skipped_steps`).
+      fused: the torch backend's fast paths (`torch_fast_path`). `None`
+        (default): a `torch.compile`d step for models of at least 2**20
+        parameters (compiling takes seconds to a minute on the first step),
+        one eager pass over all variables concatenated for smaller ones.
+        `True`: always compiled. `False`: the plain per-variable loop. Ignored
+        on TensorFlow and JAX, whose compiled train step already fuses the
+        update.
 
     Weight decay is decoupled (Loshchilov & Hutter, 2019) and follows Keras
     exactly, `θ ← θ·(1 − η·λ)` before the algorithm's update, but is fused into
@@ -151,13 +160,17 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         learning_rate: Any,
         *,
         nonfinite: str = "apply",
+        fused: bool | None = None,
         **kwargs: Any,
     ) -> None:
         learning_rate = validate_learning_rate(learning_rate)
         _validate_keras_arguments(kwargs)
         validate_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+        validate_choice("fused", fused, (None, True, False))
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.nonfinite = nonfinite
+        self.fused = fused
+        self._fused_step = None
         with keras.name_scope(self.name, caller=self):
             # Assigning a Variable attribute tracks it as optimizer state.
             self._skipped_steps = keras.Variable(
@@ -167,6 +180,16 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         self._skipped_before_apply = None
 
     # -- what subclasses provide ------------------------------------------
+
+    # Slot names of the moments the monitors report (None: the algorithm keeps none).
+    first_moment_slot: str | None = None
+    second_moment_slot: str | None = None
+    # False for an update that needs a variable's shape (layer-wise norms,
+    # preconditioner matrices): the torch fast path may then not run it over
+    # several variables concatenated into one flat tensor.
+    elementwise_update: bool = True
+    # Monitors switch this on; the step records `telemetry` while it is True.
+    record_telemetry: bool = False
 
     def slot_initial_values(self) -> dict[str, float]:
         return {}
@@ -190,6 +213,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             self._slots[name] = self.add_optimizer_variables(
                 var_list, name, initializer=initializer
             )
+        telemetry.build(self, var_list)
 
     def slots_for(self, variable) -> dict[str, Any]:
         """The slot variables belonging to one model variable."""
@@ -208,6 +232,12 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         # cost another read/write of every weight and escape the skip policy.
         return
 
+    def _clip_gradients(self, grads):
+        clipped = super()._clip_gradients(grads)
+        if self.record_telemetry:
+            telemetry.record_gradients(self, grads, clipped)
+        return clipped
+
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         step = ops.cast(self.iterations + 1, "float32")
         if self.nonfinite == "skip":
@@ -215,7 +245,10 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 ops.stack([ops.all(ops.isfinite(g)) for g in grads])
             )
         self.update_global_state(step)
-        super()._backend_update_step(grads, trainable_variables, learning_rate)
+        if not self._run_fused(grads, trainable_variables, learning_rate):
+            super()._backend_update_step(grads, trainable_variables, learning_rate)
+        if self.record_telemetry:
+            telemetry.finish_step(self, trainable_variables)
         if self.nonfinite == "skip":
             skipped = ops.cast(ops.logical_not(self._step_is_finite), "int32")
             self._skipped_steps.assign_add(skipped)
@@ -225,6 +258,19 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             self._iterations.assign_sub(
                 ops.cast(skipped, self._iterations.dtype) * per_update
             )
+
+    def _run_fused(self, grads, trainable_variables, learning_rate) -> bool:
+        """The torch fast paths (`torch_fast_path`); False when the step is
+        left to the per-variable loop: other backends (XLA already fuses
+        there), `fused=False`, telemetry (recorded per variable), or a failed
+        compile."""
+        if keras.backend.backend() != "torch" or self.fused is False or self.record_telemetry:
+            return False
+        from keras_optzoo.optimizers import torch_fast_path
+
+        if self._fused_step is None:
+            self._fused_step = torch_fast_path.choose_executor(self, trainable_variables) or False
+        return bool(self._fused_step) and self._fused_step(grads, trainable_variables, learning_rate)
 
     def update_step(self, gradient, variable, learning_rate):
         gradient = _densify(gradient)
@@ -243,20 +289,36 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             for name, slot in slot_variables.items()
         }
 
-        decayed = theta
-        if self.weight_decay and self._use_weight_decay(self._model_variable(variable)):
-            decayed = theta * (1.0 - learning_rate * ops.cast(self.weight_decay, compute_dtype))
+        new_theta, new_slots = self.new_values(
+            gradient, theta, slots, learning_rate, step, self._decays(variable), self._step_is_finite
+        )
+        if self.record_telemetry:  # before the assignments: `theta` may alias the variable
+            telemetry.record_update(self, variable, new_theta - theta)
+        for name, value in new_slots.items():
+            self.assign(slot_variables[name], ops.cast(value, slot_variables[name].dtype))
+        self.assign(variable, ops.cast(new_theta, dtype))
 
+    def new_values(self, gradient, theta, slots, learning_rate, step, decays, keep=None):
+        """One variable's new value and slots, in its compute dtype: decoupled
+        weight decay, the algorithm's `update`, and the skip policy's hold.
+
+        Pure, so the per-variable loop and the compiled multi-tensor step
+        (`fused`) run exactly the same math.
+        """
+        decayed = theta
+        if decays:
+            weight_decay = ops.cast(self.weight_decay, keras.backend.standardize_dtype(theta.dtype))
+            decayed = theta * (1.0 - learning_rate * weight_decay)
         new_theta, new_slots = self.update(gradient, decayed, slots, learning_rate, step)
-        if self._step_is_finite is not None:
-            keep = self._step_is_finite
+        if keep is not None:
             new_theta = ops.where(keep, new_theta, theta)
             new_slots = {
                 name: ops.where(keep, value, slots[name]) for name, value in new_slots.items()
             }
-        for name, value in new_slots.items():
-            self.assign(slot_variables[name], ops.cast(value, slot_variables[name].dtype))
-        self.assign(variable, ops.cast(new_theta, dtype))
+        return new_theta, new_slots
+
+    def _decays(self, variable) -> bool:
+        return bool(self.weight_decay) and self._use_weight_decay(self._model_variable(variable))
 
     def assign_global(self, variable, value) -> None:
         """Assign per-step global state, honouring the skip policy."""
@@ -310,6 +372,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["nonfinite"] = self.nonfinite
+        config["fused"] = self.fused
         for name in getattr(self, "_hyperparameter_names", ()):
             config[name] = getattr(self, name)
         return config

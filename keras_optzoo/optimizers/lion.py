@@ -32,6 +32,8 @@ class Lion(ZooOptimizer):
         "Symbolic Discovery of Optimization Algorithms", NeurIPS, Algorithm 2.
     """
 
+    first_moment_slot, second_moment_slot = "m", None
+
     def __init__(
         self,
         learning_rate=1e-4,

@@ -43,6 +43,8 @@ class NAdam(ZooOptimizer):
         workshop, Algorithm 2 and section 3.
     """
 
+    first_moment_slot, second_moment_slot = "m", "v"
+
     def __init__(
         self,
         learning_rate=0.002,

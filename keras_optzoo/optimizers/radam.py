@@ -47,6 +47,8 @@ class RAdam(ZooOptimizer):
         Adaptive Learning Rate and Beyond", ICLR, Algorithm 2.
     """
 
+    first_moment_slot, second_moment_slot = "m", "v"
+
     def __init__(
         self,
         learning_rate=0.001,

@@ -47,6 +47,8 @@ class RMSprop(ZooOptimizer):
         Networks", arXiv:1308.0850, Eq. 38-41 (centered form).
     """
 
+    first_moment_slot, second_moment_slot = "average_gradient", "velocity"
+
     def __init__(
         self,
         learning_rate=0.001,

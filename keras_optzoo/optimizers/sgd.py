@@ -52,6 +52,8 @@ class SGD(ZooOptimizer):
         importance of initialization and momentum in deep learning", Eq. 1-4.
     """
 
+    first_moment_slot, second_moment_slot = "momentum", None
+
     def __init__(
         self,
         learning_rate=0.01,

@@ -48,6 +48,8 @@ class Yogi(ZooOptimizer):
         Nonconvex Optimization", NeurIPS, Algorithm 2.
     """
 
+    first_moment_slot, second_moment_slot = "m", "v"
+
     def __init__(
         self,
         learning_rate=0.01,

@@ -1,0 +1,493 @@
+"""Optimizer telemetry: cheap scalars recorded inside the compiled step.
+
+An optimizer that records telemetry owns a few non-trainable variables, created
+with its own `add_variable` at `build` time (so they are saved, restored and
+mapped through `stateless_apply` like any other optimizer state, and a traced
+step never creates a variable):
+
+  * `gradient_norm`: global L2 norm of the gradients before clipping (after
+    loss-scale unscaling and gradient-accumulation averaging: the gradient the
+    optimizer is about to clip);
+  * `clipped_gradient_norm`: the same after `clipnorm` / `global_clipnorm` /
+    `clipvalue` clipping (equal to `gradient_norm` without clipping);
+  * `max_gradient_norm`, `max_gradient_norm_step`: the largest pre-clip norm
+    (a non-finite one wins) since a monitor last reset them, and the step
+    (`iterations` after it, 1-based) it occurred at, so a spike between two
+    reads is not missed;
+  * `clipped_steps`, `recorded_steps`: step counters, the first counting the
+    steps whose gradients clipping changed;
+  * `update_norm`: global L2 norm of the weight change `θ_after − θ_before` of
+    the last step (decoupled weight decay included);
+  * `gradient_norms`, `update_norms`: the per-variable pre-clip gradient norms
+    and update norms of the last step, in the order of the variables the
+    optimizer was built with (0 for a variable that received no gradient).
+
+Recording costs an extra pass over gradients and updates, and an optimizer
+step is memory-bound, so it is off by default: set the Python attribute
+`optimizer.record_telemetry = True` *before* the step is traced (the monitors
+in `keras_optzoo.callbacks` do this, and make Keras retrace `fit`'s step).
+
+The second half of this module names the moments of every algorithm and
+computes the effective per-parameter learning rate from them; the monitors
+read those on the device every `every_n_steps`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+from keras import ops
+
+__all__ = [
+    "Telemetry",
+    "build",
+    "effective_learning_rates",
+    "finish_step",
+    "has_effective_learning_rate",
+    "moment_slots",
+    "record_gradients",
+    "record_update",
+    "telemetry_owner",
+    "unwrap",
+]
+
+
+class Telemetry:
+    """The telemetry variables of one optimizer (see the module docstring).
+
+    `pending` holds the tensors of the step being traced; `finish_step`
+    assigns them and clears it, so no tensor outlives its trace.
+    """
+
+    def __init__(self, optimizer: keras.optimizers.Optimizer, num_variables: int) -> None:
+        def scalar(name: str, dtype: str = "float32"):
+            return optimizer.add_variable(
+                shape=(), initializer="zeros", dtype=dtype, name=f"telemetry_{name}"
+            )
+
+        def vector(name: str):
+            return optimizer.add_variable(
+                shape=(num_variables,), initializer="zeros", dtype="float32",
+                name=f"telemetry_{name}",
+            )
+
+        self.gradient_norm = scalar("gradient_norm")
+        self.clipped_gradient_norm = scalar("clipped_gradient_norm")
+        self.max_gradient_norm = scalar("max_gradient_norm")
+        self.max_gradient_norm_step = scalar("max_gradient_norm_step", "int32")
+        self.clipped_steps = scalar("clipped_steps", "int32")
+        self.recorded_steps = scalar("recorded_steps", "int32")
+        self.update_norm = scalar("update_norm")
+        self.gradient_norms = vector("gradient_norms")
+        self.update_norms = vector("update_norms")
+        self.num_variables = num_variables
+        self.pending: dict[str, Any] = {}
+
+    @property
+    def variables(self) -> list:
+        return [
+            self.gradient_norm, self.clipped_gradient_norm, self.max_gradient_norm,
+            self.max_gradient_norm_step, self.clipped_steps, self.recorded_steps,
+            self.update_norm, self.gradient_norms, self.update_norms,
+        ]
+
+
+# ---------------------------------------------------------------------------
+# Recording: called from the optimizer's step (ZooOptimizer and Monitored).
+# ---------------------------------------------------------------------------
+
+
+def build(optimizer: keras.optimizers.Optimizer, var_list: list) -> Telemetry:
+    """Create `optimizer`'s telemetry variables for `var_list`, whatever
+    `record_telemetry` says, so that switching recording on never creates a
+    variable inside a traced step."""
+    optimizer._telemetry = Telemetry(optimizer, len(var_list))
+    return optimizer._telemetry
+
+
+def _float32(gradient):
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            gradient = tf.convert_to_tensor(gradient)
+    return ops.cast(gradient, "float32")
+
+
+def _sum_of_squares(tensors: list) -> list:
+    return [ops.sum(ops.square(t)) for t in tensors]
+
+
+def _global_norm(squares: list):
+    if not squares:
+        return ops.zeros((), "float32")
+    return ops.sqrt(ops.sum(ops.stack(squares)))
+
+
+def _was_clipped(clipping, norm, norms: list, grads: list):
+    """Whether Keras's clipping of this optimizer changes `grads`.
+
+    Decided from the norms, not by comparing before and after: Keras's global
+    clipping multiplies by `c·min(1/‖g‖, 1/c)`, which is not exactly 1 in
+    float32 even when nothing is clipped.
+    """
+    if clipping.global_clipnorm:
+        return ops.greater(norm, clipping.global_clipnorm)
+    if clipping.clipnorm:
+        return ops.any(ops.greater(ops.stack(norms), clipping.clipnorm))
+    if clipping.clipvalue:
+        largest = [ops.max(ops.abs(g)) for g in grads]
+        return ops.any(ops.greater(ops.stack(largest), clipping.clipvalue))
+    return ops.convert_to_tensor(False)
+
+
+def record_gradients(optimizer, grads: list, clipped_grads: list, clipping=None) -> None:
+    """Record the norms of one step's gradients before and after clipping.
+
+    Args:
+        optimizer: The recording optimizer (it owns the telemetry).
+        grads: The gradients before clipping, one per updated variable.
+        clipped_grads: The same gradients after the optimizer's clipping.
+        clipping: The optimizer whose `clipnorm`/`global_clipnorm`/`clipvalue`
+            produced `clipped_grads`. Defaults to `optimizer`.
+    """
+    clipping = optimizer if clipping is None else clipping
+    grads = [_float32(g) for g in grads]
+    squares = _sum_of_squares(grads)
+    norms = [ops.sqrt(s) for s in squares]
+    norm = _global_norm(squares)
+    if clipping.global_clipnorm or clipping.clipnorm or clipping.clipvalue:
+        clipped_norm = _global_norm(_sum_of_squares([_float32(g) for g in clipped_grads]))
+    else:
+        clipped_norm = norm
+    optimizer._telemetry.pending = {
+        "gradient_norms": norms,
+        "gradient_norm": norm,
+        "clipped_gradient_norm": clipped_norm,
+        "was_clipped": _was_clipped(clipping, norm, norms, grads),
+        # Read before the step increments it: the 1-based number of this step.
+        "step": ops.cast(optimizer.iterations, "int32") + 1,
+        "update_squares": {},
+    }
+
+
+def record_update(optimizer, variable, delta) -> None:
+    """Record ‖θ_after − θ_before‖ of one variable (`delta` is the difference)."""
+    squares = ops.sum(ops.square(ops.cast(delta, "float32")))
+    pending = optimizer._telemetry.pending.setdefault("update_squares", {})
+    pending[optimizer._get_variable_index(variable)] = squares
+
+
+def _scatter(values_by_index: dict, size: int):
+    zero = ops.zeros((), "float32")
+    return ops.stack([values_by_index.get(i, zero) for i in range(size)]) if size else ops.zeros((0,))
+
+
+def finish_step(optimizer, trainable_variables: list) -> None:
+    """Assign what `record_gradients` and `record_update` collected this step.
+
+    Args:
+        optimizer: The recording optimizer.
+        trainable_variables: The variables of this step, aligned with the
+            gradients given to `record_gradients`.
+    """
+    state = optimizer._telemetry
+    pending, state.pending = state.pending, {}
+    size = state.num_variables
+    if "gradient_norm" in pending:
+        norm = pending["gradient_norm"]
+        indices = [optimizer._get_variable_index(v) for v in trainable_variables]
+        optimizer.assign(state.gradient_norm, norm)
+        optimizer.assign(state.clipped_gradient_norm, pending["clipped_gradient_norm"])
+        optimizer.assign(
+            state.gradient_norms, _scatter(dict(zip(indices, pending["gradient_norms"])), size)
+        )
+        previous = ops.convert_to_tensor(state.max_gradient_norm)
+        new_max = ops.logical_or(ops.greater(norm, previous), ops.logical_not(ops.isfinite(norm)))
+        optimizer.assign(state.max_gradient_norm, ops.where(new_max, norm, previous))
+        optimizer.assign(
+            state.max_gradient_norm_step,
+            ops.where(new_max, pending["step"], ops.convert_to_tensor(state.max_gradient_norm_step)),
+        )
+        optimizer.assign_add(state.clipped_steps, ops.cast(pending["was_clipped"], "int32"))
+        optimizer.assign_add(state.recorded_steps, ops.ones((), "int32"))
+    updates = pending.get("update_squares", {})
+    if updates:
+        squares = _scatter(updates, size)
+        optimizer.assign(state.update_norm, ops.sqrt(ops.sum(squares)))
+        optimizer.assign(state.update_norms, ops.sqrt(squares))
+
+
+# ---------------------------------------------------------------------------
+# Finding the telemetry and the moments of any optimizer.
+# ---------------------------------------------------------------------------
+
+
+def unwrap(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The innermost optimizer under wrappers with an `inner_optimizer`
+    (`Monitored`, keras's `LossScaleOptimizer`): the one holding the slots."""
+    while getattr(optimizer, "inner_optimizer", None) is not None:
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+def telemetry_owner(optimizer: keras.optimizers.Optimizer | None):
+    """The optimizer that records telemetry for `optimizer`, or None.
+
+    That is `optimizer` itself for keras_optzoo optimizers and `Monitored`, or
+    the first one found inside a chain of wrappers (a keras_optzoo optimizer
+    inside keras's `LossScaleOptimizer`, as mixed precision builds it).
+    """
+    while optimizer is not None:
+        if hasattr(optimizer, "record_telemetry"):
+            return optimizer
+        optimizer = getattr(optimizer, "inner_optimizer", None)
+    return None
+
+
+def _keras_core_slots() -> list[tuple[type, str | None, str | None]]:
+    # (class, first-moment attribute, second-moment attribute) as keras core
+    # names them (keras/src/optimizers/*.py, build()). Subclasses first.
+    o = keras.optimizers
+    return [
+        (o.Adam, "_momentums", "_velocities"),  # AdamW is a subclass
+        (o.Nadam, "_momentums", "_velocities"),
+        (o.Adamax, "_m", "_u"),
+        (o.Lamb, "_momentums", "_velocities"),
+        (o.RMSprop, None, "_velocities"),
+        (o.Adagrad, None, "_accumulators"),
+        (o.Adadelta, None, "_accumulated_grads"),
+        (o.SGD, "momentums", None),
+        (o.Lion, "_momentums", None),
+    ]
+
+
+def moment_slots(optimizer: keras.optimizers.Optimizer) -> tuple[list | None, list | None]:
+    """The first- and second-moment slot variables of `optimizer`.
+
+    keras_optzoo optimizers declare them with the class attributes
+    `first_moment_slot` / `second_moment_slot`; keras core's optimizers are
+    looked up by class. Wrappers are unwrapped.
+
+    Args:
+        optimizer: A built optimizer.
+
+    Returns:
+        `(first, second)`: each a list of slot variables aligned with the
+        optimizer's trainable variables, or None where the algorithm keeps no
+        such moment (SGD without momentum keeps neither; Lion no second).
+    """
+    optimizer = unwrap(optimizer)
+    if hasattr(optimizer, "slots_for"):
+        slots = getattr(optimizer, "_slots", {})
+        first = type(optimizer).first_moment_slot
+        second = type(optimizer).second_moment_slot
+        return slots.get(first) if first else None, slots.get(second) if second else None
+    for cls, first, second in _keras_core_slots():
+        if isinstance(optimizer, cls):
+            first_slots = getattr(optimizer, first, None) if first else None
+            second_slots = getattr(optimizer, second, None) if second else None
+            return first_slots or None, second_slots or None
+    return None, None
+
+
+# ---------------------------------------------------------------------------
+# Effective per-parameter learning rate: the one place this math lives.
+# ---------------------------------------------------------------------------
+
+
+def _value(variable):
+    return ops.cast(ops.convert_to_tensor(variable), "float32")
+
+
+def _debias(moment, decay: float, t):
+    return moment / (1.0 - ops.power(decay, t))
+
+
+def _zoo_adam(opt, slots, lr, t):
+    v = slots["v_max"] if opt.amsgrad else slots["v"]
+    debiased_max = opt.amsgrad and opt.debias_before_max
+    if opt.epsilon_hat:
+        correction = 1.0 - ops.power(opt.beta_2, t)
+        v_raw = v * correction if debiased_max else v
+        return lr * ops.sqrt(correction) / (ops.sqrt(v_raw) + opt.epsilon)
+    v_hat = v if debiased_max else _debias(v, opt.beta_2, t)
+    return lr / (ops.sqrt(v_hat) + opt.epsilon)
+
+
+def _zoo_nadam(opt, slots, lr, t):
+    return lr / (ops.sqrt(_debias(slots["v"], opt.beta_2, t)) + opt.epsilon)
+
+
+def _zoo_radam(opt, slots, lr, t):
+    b2 = opt.beta_2
+    rho_inf = 2.0 / (1.0 - b2) - 1.0
+    b2_t = ops.power(b2, t)
+    rho_t = rho_inf - 2.0 * t * b2_t / (1.0 - b2_t)
+    rho_safe = ops.maximum(rho_t, 4.0 + 1e-3)
+    r_t = ops.sqrt(
+        (rho_safe - 4.0) * (rho_safe - 2.0) * rho_inf
+        / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_safe)
+    )
+    adaptive = lr * r_t / (ops.sqrt(_debias(slots["v"], b2, t)) + opt.epsilon)
+    return ops.where(rho_t > opt.rectification_threshold, adaptive, lr * ops.ones_like(adaptive))
+
+
+def _zoo_adabelief(opt, slots, lr, t):
+    return lr / (ops.sqrt(_debias(slots["s"], opt.beta_2, t)) + opt.epsilon)
+
+
+def _zoo_yogi(opt, slots, lr, t):
+    v = _debias(slots["v"], opt.beta_2, t) if opt.bias_correction else slots["v"]
+    return lr / (ops.sqrt(v) + opt.epsilon)
+
+
+def _divide_by_root(lr, s, epsilon: float, inside: bool):
+    return lr / (ops.sqrt(s + epsilon) if inside else ops.sqrt(s) + epsilon)
+
+
+def _zoo_rmsprop(opt, slots, lr, t):
+    s = slots["velocity"]
+    if opt.centered:
+        s = s - ops.square(slots["average_gradient"])
+    return _divide_by_root(lr, s, opt.epsilon, opt.epsilon_inside_sqrt)
+
+
+def _zoo_adagrad(opt, slots, lr, t):
+    return _divide_by_root(lr, slots["accumulator"], opt.epsilon, opt.epsilon_inside_sqrt)
+
+
+def _adadelta(lr, accumulated_grad, accumulated_delta, epsilon: float):
+    return lr * ops.sqrt(accumulated_delta + epsilon) / ops.sqrt(accumulated_grad + epsilon)
+
+
+def _zoo_adadelta(opt, slots, lr, t):
+    return _adadelta(lr, slots["accumulated_grad"], slots["accumulated_delta"], opt.epsilon)
+
+
+def _core_slot(opt, attribute: str, index: int):
+    return _value(getattr(opt, attribute)[index])
+
+
+def _core_adam(opt, index, lr, t):
+    v = _core_slot(opt, "_velocity_hats" if opt.amsgrad else "_velocities", index)
+    return lr * ops.sqrt(1.0 - ops.power(opt.beta_2, t)) / (ops.sqrt(v) + opt.epsilon)
+
+
+def _core_nadam(opt, index, lr, t):
+    v = _core_slot(opt, "_velocities", index)
+    return lr / (ops.sqrt(_debias(v, opt.beta_2, t)) + opt.epsilon)
+
+
+def _core_adamax(opt, index, lr, t):
+    return lr / (_core_slot(opt, "_u", index) + opt.epsilon)
+
+
+def _core_rmsprop(opt, index, lr, t):
+    s = _core_slot(opt, "_velocities", index)
+    if opt.centered:
+        s = s - ops.square(_core_slot(opt, "_average_gradients", index))
+    return _divide_by_root(lr, s, opt.epsilon, inside=True)
+
+
+def _core_adagrad(opt, index, lr, t):
+    return _divide_by_root(lr, _core_slot(opt, "_accumulators", index), opt.epsilon, inside=True)
+
+
+def _core_adadelta(opt, index, lr, t):
+    return _adadelta(
+        lr,
+        _core_slot(opt, "_accumulated_grads", index),
+        _core_slot(opt, "_accumulated_delta_vars", index),
+        opt.epsilon,
+    )
+
+
+def _rule(optimizer) -> Callable | None:
+    """The effective-learning-rate function of `optimizer`'s algorithm, taking
+    `(optimizer, variable index, learning rate, step)`."""
+    from keras_optzoo import optimizers as zoo
+
+    def per_slots(fn):
+        def rule(opt, index, lr, t):
+            slots = {name: _value(values[index]) for name, values in opt._slots.items()}
+            return fn(opt, slots, lr, t)
+
+        return rule
+
+    zoo_rules = [
+        (zoo.Adam, _zoo_adam),  # AdamW is a subclass
+        (zoo.NAdam, _zoo_nadam),
+        (zoo.RAdam, _zoo_radam),
+        (zoo.AdaBelief, _zoo_adabelief),
+        (zoo.Yogi, _zoo_yogi),
+        (zoo.RMSprop, _zoo_rmsprop),
+        (zoo.Adagrad, _zoo_adagrad),
+        (zoo.Adadelta, _zoo_adadelta),
+    ]
+    for cls, fn in zoo_rules:
+        if isinstance(optimizer, cls):
+            return per_slots(fn)
+    o = keras.optimizers
+    core_rules = [
+        (o.Adam, _core_adam),  # AdamW is a subclass
+        (o.Nadam, _core_nadam),
+        (o.Adamax, _core_adamax),
+        (o.RMSprop, _core_rmsprop),
+        (o.Adagrad, _core_adagrad),
+        (o.Adadelta, _core_adadelta),
+    ]
+    for cls, fn in core_rules:
+        if isinstance(optimizer, cls):
+            return fn
+    return None
+
+
+def has_effective_learning_rate(optimizer: keras.optimizers.Optimizer) -> bool:
+    """Whether `effective_learning_rates` knows `optimizer`'s algorithm."""
+    return _rule(unwrap(optimizer)) is not None
+
+
+def effective_learning_rates(optimizer: keras.optimizers.Optimizer) -> list | None:
+    """The per-parameter learning rate of an adaptive optimizer, on the device.
+
+    The factor the algorithm applies to its direction, from the current state:
+    `t = iterations` (the number of steps taken, at least 1) and `η` the
+    current learning rate (a schedule is evaluated at `iterations`, i.e. the
+    rate of the next step). With a constant rate, the last step's change is
+    exactly `Δθ = −η_eff ⊙ direction`:
+
+      * Adam, AdamW, NAdam, AdaBelief (keras_optzoo): `η / (√v̂ + ε)` with
+        `v̂ = v / (1 − β₂ᵗ)` (AdaBelief: `s`; AMSGrad: `v_max`; with
+        `epsilon_hat`: `η·√(1 − β₂ᵗ) / (√v + ε)`); direction `m̂` (NAdam: its
+        Nesterov combination of `m` and `g`).
+      * RAdam: `η·r_t / (√v̂ + ε)` once `ρ_t` passes the threshold, `η` before.
+      * Yogi: `η / (√v + ε)` (`v̂` with `bias_correction`); direction `m`
+        (`m̂` with `bias_correction`).
+      * RMSprop: `η / (√s + ε)` or `η / √(s + ε)` (`epsilon_inside_sqrt`),
+        `s = v − ḡ²` when centered; direction `g` (without momentum).
+      * Adagrad: `η / (√G + ε)` or `η / √(G + ε)`; direction `g`.
+      * Adadelta: `η·√(E[Δθ²] + ε) / √(E[g²] + ε)`; direction `g`.
+      * keras core: Adam/AdamW `η·√(1 − β₂ᵗ) / (√v + ε)` (on `m̂`), Nadam
+        `η / (√v̂ + ε)`, Adamax `η / (u + ε)` (on `m̂`), RMSprop
+        `η / √(v [− ḡ²] + ε)`, Adagrad `η / √(G + ε)`, Adadelta as above.
+
+    SGD and Lion scale every parameter by `η` alike, so they have none.
+
+    Args:
+        optimizer: A built optimizer (wrappers are unwrapped).
+
+    Returns:
+        A float32 tensor per trainable variable (its shape), or None when the
+        algorithm has no per-parameter learning rate or is not known here.
+    """
+    optimizer = unwrap(optimizer)
+    rule = _rule(optimizer)
+    if rule is None or not optimizer.built:
+        return None
+    lr = ops.cast(optimizer.learning_rate, "float32")
+    t = ops.cast(ops.maximum(optimizer.iterations, 1), "float32")
+    return [rule(optimizer, index, lr, t) for index in range(len(optimizer._trainable_variables))]
+

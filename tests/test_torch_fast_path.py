@@ -1,0 +1,76 @@
+"""The torch fast paths run the same math as the per-variable loop.
+
+`fused=None` on a small model concatenates variables into one flat tensor per
+(dtype, weight-decay) group; it must give bit-identical weights and slots to
+`fused=False`. The compiled path (`fused=True`) is checked against the float64
+references in `test_reference.py` (its "compiled" cases on torch) and in
+`test_nonfinite.py`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import keras
+import keras_optzoo as oz
+from tests.harness import BACKEND, to_numpy
+from tests.optimizer_table import Case, cases
+
+pytestmark = pytest.mark.skipif(BACKEND != "torch", reason="torch-only executors")
+
+# Mixed shapes, one bfloat16 variable and one excluded from weight decay, so
+# that the concatenation forms several groups.
+SHAPES = [(7, 5), (5,), (3, 2, 4), (6,)]
+DTYPES = ["float32", "float32", "float32", "bfloat16"]
+
+
+def run(case: Case, fused: bool | None, steps: int = 25):
+    kwargs = {**case.kwargs, "fused": fused}
+    kwargs.setdefault("weight_decay", 0.05)
+    optimizer = oz.get(case.name, **kwargs)
+    rng = np.random.default_rng(0)
+    variables = [
+        keras.Variable(rng.standard_normal(shape).astype("float32"), dtype=dtype, name=f"w{i}")
+        for i, (shape, dtype) in enumerate(zip(SHAPES, DTYPES))
+    ]
+    optimizer.exclude_from_weight_decay(var_list=[variables[1]])
+    for _ in range(steps):
+        grads = [
+            keras.ops.convert_to_tensor(
+                (rng.standard_normal(v.shape) * 10 ** rng.uniform(-3, 2)).astype("float32"),
+                dtype=v.dtype,
+            )
+            for v in variables
+        ]
+        optimizer.apply(grads, variables)
+    state = [to_numpy(v).astype(np.float64) for v in variables]
+    state += [to_numpy(v).astype(np.float64) for v in optimizer.variables]
+    return state, optimizer
+
+
+@pytest.mark.parametrize("case", cases())
+def test_concatenated_step_is_bit_identical_to_per_variable_loop(case: Case):
+    fast, optimizer = run(case, fused=None)
+    assert type(optimizer._fused_step).__name__ == "ConcatenatedStep"
+    plain, plain_optimizer = run(case, fused=False)
+    assert plain_optimizer._fused_step is None
+    for index, (a, b) in enumerate(zip(fast, plain)):
+        np.testing.assert_array_equal(a, b, err_msg=f"{case.id}: state {index} differs")
+
+
+def test_auto_compiles_large_models_only():
+    from keras_optzoo.optimizers import torch_fast_path
+
+    small = [keras.Variable(np.zeros((10, 10), "float32"))]
+    large = [keras.Variable(np.zeros((1024, 1024), "float32"))]
+    choose = torch_fast_path.choose_executor
+    assert isinstance(choose(oz.get("adam"), small), torch_fast_path.ConcatenatedStep)
+    assert isinstance(choose(oz.get("adam"), large), torch_fast_path.CompiledStep)
+    assert isinstance(choose(oz.get("adam", fused=True), small), torch_fast_path.CompiledStep)
+    assert choose(oz.get("adam", fused=False), large) is None
+
+
+def test_fused_must_be_a_bool_or_none():
+    with pytest.raises(ValueError, match=r"fused must be one of \(None, True, False\), got 'yes'"):
+        oz.get("adam", fused="yes")
