@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from collections.abc import Sequence
 
@@ -25,8 +26,10 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": (
         "keras_optzoo.compare.command",
-        "train one model with several optimizers from identical starts; "
-        "write a table, curves and TensorBoard logs",
+        (
+            "train one model with several optimizers from identical starts; "
+            "write a table, curves and TensorBoard logs"
+        ),
     ),
     "landscape": (
         "keras_optzoo.compare.landscape",
@@ -41,6 +44,41 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "optimizer step time against keras core, optax and torch.optim",
     ),
 }
+
+
+# -- argument types shared by the subcommands ----------------------------------
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def parameter_count(text: str) -> int:
+    """argparse type: a parameter count such as 7e9, 7B, 350M (`memory.parse_count`)."""
+    from keras_optzoo.memory import parse_count
+
+    try:
+        return parse_count(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -273,12 +273,12 @@ def test_parse_count(text, value):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--params", "abc"], "--params: expected a count"),
-    (["--params", "1.5"], "--params: must be a whole number"),
+    (["--params", "abc"], "--params: params must be a whole number >= 1"),
+    (["--params", "1.5"], "--params: params must be a whole number >= 1"),
     (["--optimizers", "adam,nosuch"], "unknown optimizer 'nosuch'"),
     (["--params", "10M,100M", "--tensors", "20"], "one count per --params entry"),
     (["--params", "10", "--tensors", "20"], "exceeds --params"),
-    (["--repeats", "0"], "--repeats: must be >= 1"),
+    (["--repeats", "0"], "--repeats: must be an integer >= 1"),
 ])
 def test_bad_arguments_exit_2(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:

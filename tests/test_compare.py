@@ -200,7 +200,7 @@ def no_training(monkeypatch):
         (["--optimizers", "adam:learning_rate"], "expected key=value"),
         (["--optimizers", "adam,adam"], "adam given more than once"),
         (["--seeds", "0,x"], "--seeds: must be comma-separated integers"),
-        (["--steps", "0"], "--steps: must be an integer >= 1, got 0"),
+        (["--steps", "0"], "--steps: must be an integer >= 1, got '0'"),
         (["--schedule", "linear"], "invalid choice: 'linear'"),
     ],
 )

@@ -251,7 +251,7 @@ def test_cli_writes_the_outputs(tmp_path, capsys):
         (["--functions", "himmelblau"], "unknown function 'himmelblau'"),
         (["--steps", "0"], "--steps: must be an integer >= 1"),
         (["--steps", "abc"], "--steps: must be an integer >= 1"),
-        (["--tolerance", "-1"], "--tolerance: must be a number > 0"),
+        (["--tolerance", "-1"], "--tolerance: must be a finite number > 0"),
     ],
 )
 def test_cli_rejects_bad_input_with_exit_code_2(arguments, message, tmp_path, capsys):

@@ -9,10 +9,10 @@ references in `test_reference.py` (its "compiled" cases on torch) and in
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_optzoo as oz
 from tests.harness import BACKEND, to_numpy
 from tests.optimizer_table import Case, cases

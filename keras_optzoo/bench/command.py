@@ -10,38 +10,18 @@ One run benchmarks the backend named by KERAS_BACKEND and writes
 from __future__ import annotations
 
 import argparse
-import re
 
 from keras_optzoo.bench.algorithms import DEFAULT_OPTIMIZERS
+from keras_optzoo.cli import parameter_count, positive_int
 
-_UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}
 #: Tensor counts for the issue's standard sizes; other sizes: one per million.
 STANDARD_TENSORS = {10**7: 20, 10**8: 100, 10**9: 200}
 QUICK_SIZES = [(20_000, 4)]
 
 
 def parse_count(text: str) -> int:
-    """`10M`, `1e8`, `1B`, `250k` or `1000` as an integer >= 1.
-
-    Args:
-        text: a number with an optional K, M, B (or G) suffix.
-
-    Returns:
-        The count.
-
-    Example:
-        >>> parse_count("1.5M")
-        1500000
-    """
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgG]?)\s*", text)
-    if match is None:
-        raise argparse.ArgumentTypeError(
-            f"expected a count such as 10M, 1e8 or 1B, got {text!r}"
-        )
-    value = float(match.group(1)) * _UNITS[match.group(2).upper()]
-    if value < 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return int(value)
+    """`10M`, `1e8`, `1B`, `250k` or `1000` as an integer >= 1 (`memory.parse_count`)."""
+    return parameter_count(text)
 
 
 def _counts(text: str) -> list[int]:
@@ -55,16 +35,6 @@ def _names(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError("give at least one optimizer name")
     return names
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def default_tensors(parameters: int) -> int:
@@ -87,11 +57,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="tensor count per --params entry (default: 20 for 10M, 100 for 100M, 200 for "
         "1B, else one per million)",
     )
-    parser.add_argument("--repeats", type=_positive_int, default=5,
+    parser.add_argument("--repeats", type=positive_int, default=5,
                         help="timed repeats per contender; the median is reported (default 5)")
-    parser.add_argument("--warmup", type=_positive_int, default=2,
+    parser.add_argument("--warmup", type=positive_int, default=2,
                         help="untimed steps before timing (default 2)")
-    parser.add_argument("--steps", type=_positive_int, default=None,
+    parser.add_argument("--steps", type=positive_int, default=None,
                         help="steps per timed repeat (default: about 0.1 s worth)")
     parser.add_argument("--out", default="benchmarks/results",
                         help="directory for the .md and .json results (default %(default)s)")

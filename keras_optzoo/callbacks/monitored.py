@@ -24,9 +24,11 @@ class Monitored(keras.optimizers.Optimizer):
 
     While a monitor has switched recording on (`record_telemetry = True`), each
     step also computes the gradient norms before and after the wrapped
-    optimizer's clipping and keeps a copy of the weights to measure the update
-    `θ_after − θ_before`: one extra read of gradients and weights and one
-    weight-sized buffer. With recording off the wrapper adds nothing.
+    optimizer's clipping (one extra read of the gradients) and, only while the
+    update norms are recorded too (an `UpdateRatioMonitor` is attached; see
+    `keras_optzoo.optimizers.telemetry`), keeps a copy of the weights to
+    measure the update `θ_after − θ_before` (one extra read of the weights and
+    one weight-sized buffer). With recording off the wrapper adds nothing.
 
     With `gradient_accumulation_steps` on the wrapped optimizer, the recorded
     gradient norms are those of each micro-batch as passed to `apply`, and the
@@ -83,6 +85,10 @@ class Monitored(keras.optimizers.Optimizer):
         unscaled = [g if scale is None else g / scale for g, _ in pairs]
         clipped = self.inner_optimizer._clip_gradients(unscaled)
         telemetry.record_gradients(self, unscaled, clipped, clipping=self.inner_optimizer)
+        if not telemetry.recording_updates(self):
+            self.inner_optimizer.apply(grads, trainable_variables)
+            telemetry.finish_step(self, [v for _, v in pairs])
+            return
         # A copy: torch updates the weights in place, TF reads lazily.
         before = [ops.copy(ops.convert_to_tensor(v)) for _, v in pairs]
         self.inner_optimizer.apply(grads, trainable_variables)

@@ -32,6 +32,7 @@ from collections import deque
 from typing import Any, NamedTuple
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_optzoo.callbacks.tensorboard import get_writer
@@ -50,6 +51,8 @@ logger = logging.getLogger("keras_optzoo.callbacks")
 
 # A spike needs a baseline: at least this many earlier readings.
 _MIN_READINGS = 3
+# Equal-width buckets of the histograms written to TensorBoard.
+_HISTOGRAM_BINS = 30
 
 
 class Alert(NamedTuple):
@@ -104,6 +107,39 @@ def _percentiles(sorted_values, percentiles: tuple[float, ...], size: int) -> li
     return results
 
 
+def _sample_positions(size: int, sample_size: int) -> np.ndarray | None:
+    """Ascending positions of a uniform sample of `sample_size` of `size`
+    elements without replacement (fixed seed, so every reading samples the
+    same parameters), or None when `size <= sample_size` (no sampling)."""
+    if size <= sample_size:
+        return None
+    return np.sort(np.random.default_rng(0).choice(size, sample_size, replace=False))
+
+
+def _device_histogram(values) -> dict[str, Any]:
+    """`_HISTOGRAM_BINS` equal-width bucket counts over [min, max] of the
+    finite entries of `values`, counted on the device, with the summary
+    `[min, max, count, sum, sum of squares]`; so a reading copies 35 numbers
+    to the host instead of the array. The buckets are NumPy's
+    (`np.histogram(finite, bins, range=(min, max))`) up to float32 rounding
+    of entries within a few ulps of a bucket edge."""
+    values = ops.reshape(ops.cast(values, "float32"), (-1,))
+    finite = ops.isfinite(values)
+    weights = ops.cast(finite, "float32")
+    low = ops.min(ops.where(finite, values, np.inf))
+    high = ops.max(ops.where(finite, values, -np.inf))
+    zeroed = ops.where(finite, values, 0.0)
+    width = (high - low) / _HISTOGRAM_BINS
+    # Masked before dividing: a constant or all-non-finite input has no width.
+    position = ops.where(finite, (zeroed - low) / ops.where(width > 0, width, 1.0), 0.0)
+    buckets = ops.cast(ops.clip(ops.floor(position), 0, _HISTOGRAM_BINS - 1), "int32")
+    summary = ops.stack([low, high, ops.sum(weights), ops.sum(zeroed), ops.sum(ops.square(zeroed))])
+    return {
+        "summary": summary,
+        "counts": ops.segment_sum(weights, buckets, num_segments=_HISTOGRAM_BINS),
+    }
+
+
 def _percentile_name(q: float) -> str:
     return f"p{q:g}"
 
@@ -114,7 +150,8 @@ class OptimizerMonitor(keras.callbacks.Callback):
     A subclass implements `compute(optimizer) -> (scalars, arrays)`: dicts of
     device tensors computed from the current state, reading variables only
     (it is compiled: a `jax.jit` over the state on JAX, a `tf.function` on
-    TensorFlow); `arrays` are written as histograms. It may override
+    TensorFlow); `arrays` are written as histograms (bucketed on the device
+    in the same compiled function, so only the counts reach the host). It may override
     `postprocess(values, step)`, which gets the scalars as Python floats and
     returns what to log (and may raise alerts or assign state). Names without
     a `/` are global and go into the epoch logs; per-layer values are named
@@ -129,6 +166,9 @@ class OptimizerMonitor(keras.callbacks.Callback):
     """
 
     needs_telemetry = False
+    # Whether the monitor reads the per-variable update norms, the costliest
+    # part of the recording: it is switched on only for monitors that do.
+    needs_update_norms = False
 
     def __init__(self, every_n_steps: int = 100, log_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
@@ -154,11 +194,16 @@ class OptimizerMonitor(keras.callbacks.Callback):
     def measure(self, optimizer, step: int) -> dict[str, float]:
         """One reading: `compute` on the device, one copy to the host,
         histograms written, then `postprocess`."""
-        scalars, arrays = self._compiled_compute(optimizer)
+        scalars, histograms = self._compiled_compute(optimizer)
         names = list(self._scalar_names)
         host = ops.convert_to_numpy(scalars) if names else []
-        for name, values in arrays.items():
-            self.histogram(name, values, step)
+        if self._writer is not None:
+            for name, buckets in histograms.items():
+                low, high, count, total, sum_squares = ops.convert_to_numpy(buckets["summary"])
+                self._writer.bucketed_histogram(
+                    f"optimizer/{name}", step, ops.convert_to_numpy(buckets["counts"]),
+                    low, high, count, total, sum_squares,
+                )
         return self.postprocess({n: float(x) for n, x in zip(names, host)}, step)
 
     # -- Keras hooks ---------------------------------------------------------
@@ -227,10 +272,11 @@ class OptimizerMonitor(keras.callbacks.Callback):
         scalars, arrays = self.compute(optimizer)
         # Read back by `measure`: the names are fixed when the function is traced.
         self._scalar_names = list(scalars)
+        histograms = {name: _device_histogram(values) for name, values in arrays.items()}
         if not scalars:
-            return ops.zeros((0,)), arrays
+            return ops.zeros((0,)), histograms
         stacked = ops.stack([ops.cast(ops.reshape(v, ()), "float32") for v in scalars.values()])
-        return stacked, arrays
+        return stacked, histograms
 
     def _maybe_measure(self, completed_steps: int) -> None:
         n = self.every_n_steps
@@ -256,17 +302,25 @@ class OptimizerMonitor(keras.callbacks.Callback):
                 "keras_optzoo.callbacks.Monitored(optimizer); got "
                 f"{type(self.model.optimizer).__name__}"
             )
+        state = owner._telemetry
         if not owner.record_telemetry:
             owner.record_telemetry = True
+            state.record_updates = self.needs_update_norms
             self._switched_on = owner
-            # `fit` built its step before this hook; the recording is decided
-            # when the step is traced, so build it again (tracing happens at
-            # its first call, which comes after this).
-            self.model.make_train_function(force=True)
+        elif self.needs_update_norms and not state.record_updates:
+            # Another monitor of this `fit` switched recording on without them.
+            state.record_updates = True
+        else:
+            return
+        # `fit` built its step before this hook; the recording is decided
+        # when the step is traced, so build it again (tracing happens at
+        # its first call, which comes after this).
+        self.model.make_train_function(force=True)
 
     def _switch_recording_off(self) -> None:
         if self._switched_on is not None:
             self._switched_on.record_telemetry = False
+            self._switched_on._telemetry.record_updates = True
             self._switched_on = None
             # The next `fit` or `train_on_batch` builds a step without recording.
             self.model.train_function = None
@@ -420,7 +474,8 @@ class UpdateRatioMonitor(OptimizerMonitor):
     `update_ratio/<layer>` (with `per_layer`), the same over each layer's
     variables. Values around 1e-3 are the usual rule of thumb; far above, the
     learning rate is too high for that layer, far below, the layer barely
-    learns. Needs telemetry, like `GradientNormMonitor`.
+    learns. Needs telemetry, like `GradientNormMonitor`, and is the one
+    monitor that makes the step record the per-variable update norms too.
 
     Args:
         every_n_steps: Measure after every this many steps, >= 1. Defaults to 100.
@@ -429,6 +484,7 @@ class UpdateRatioMonitor(OptimizerMonitor):
     """
 
     needs_telemetry = True
+    needs_update_norms = True
 
     def __init__(
         self,
@@ -466,17 +522,27 @@ class MomentMonitor(OptimizerMonitor):
     and effective per-parameter learning rate (see
     `keras_optzoo.optimizers.telemetry.effective_learning_rates` for its exact
     definition per algorithm): `<quantity>_mean`, `<quantity>_max` and
-    `<quantity>_p<q>` for each requested percentile (NumPy's linear
-    interpolation), with `<quantity>` one of `first_moment_abs`,
+    `<quantity>_p<q>` for each requested percentile, with `<quantity>` one of `first_moment_abs`,
     `second_moment`, `effective_lr`; per layer `<name>/<layer>`. With a
     `log_dir` and `histograms`, the histograms `first_moment`,
     `second_moment` and `effective_lr_log10` as well.
 
     A collapsing second moment shows as `effective_lr_max` shooting up; a
     warmup that is too short, as a wide `effective_lr` spread in the first
-    readings. The statistics are computed from the slots on the device
-    (sorting the parameters once per quantity); histograms copy the values to
-    the host, every `every_n_steps` only.
+    readings.
+
+    Everything is computed on the device, every `every_n_steps` only, and
+    copied to the host as a few numbers: the histograms as 30 bucket counts
+    (see `_device_histogram`), and the percentiles without sorting the
+    parameters. `mean` and `max` are exact. The percentiles are exact (NumPy's
+    linear interpolation) over at most `sample_size` values; over more, they
+    are the exact percentiles of a fixed uniform sample of `sample_size`
+    parameters drawn without replacement (the same at every reading, so a
+    trend is not sampling noise). As estimates of the full percentiles their
+    rank error has a standard deviation of `100·√(q(1−q)/n)` percentile
+    points for `q = percentile/100`, `n = sample_size`: with the default
+    4096, ±0.78 points at p50, ±0.47 at p90, ±0.16 at p99 (three times that
+    with 99.7% probability). Raise `sample_size` for a tail beyond p99.9.
 
     Works with every keras_optzoo optimizer, keras core's Adam, AdamW, Nadam,
     Adamax, Lamb, RMSprop, Adagrad, Adadelta, SGD and Lion (directly or inside
@@ -490,6 +556,8 @@ class MomentMonitor(OptimizerMonitor):
             (50, 90, 99).
         per_layer: Also report each layer's statistics. Defaults to False.
         histograms: Write histograms (needs `log_dir`). Defaults to True.
+        sample_size: The most values the percentiles of one statistic are
+            computed from, >= 1. Defaults to 4096.
     """
 
     def __init__(
@@ -499,6 +567,7 @@ class MomentMonitor(OptimizerMonitor):
         percentiles: tuple[float, ...] = (50, 90, 99),
         per_layer: bool = False,
         histograms: bool = True,
+        sample_size: int = 4096,
     ) -> None:
         super().__init__(every_n_steps, log_dir)
         percentiles = tuple(percentiles)
@@ -508,6 +577,7 @@ class MomentMonitor(OptimizerMonitor):
         self.percentiles = percentiles
         self.per_layer = bool(per_layer)
         self.histograms = bool(histograms)
+        self.sample_size = _validate_positive_int("sample_size", sample_size)
         self._warned = False
 
     def quantities(self, optimizer) -> dict[str, list | None]:
@@ -562,6 +632,9 @@ class MomentMonitor(OptimizerMonitor):
         size = int(flat.shape[0])
         stats = {f"{quantity}_mean": ops.mean(flat), f"{quantity}_max": ops.max(flat)}
         if self.percentiles:
+            positions = _sample_positions(size, self.sample_size)
+            if positions is not None:
+                flat, size = ops.take(flat, positions), self.sample_size
             values = _percentiles(ops.sort(flat), self.percentiles, size)
             for q, value in zip(self.percentiles, values):
                 stats[f"{quantity}_{_percentile_name(q)}"] = value

@@ -284,6 +284,54 @@ class EventWriter:
         )
         self._write_summary(summary_value, step)
 
+    def bucketed_histogram(
+        self,
+        tag: str,
+        step: int,
+        counts: Any,
+        low: float,
+        high: float,
+        num: float,
+        total: float,
+        sum_squares: float,
+    ) -> None:
+        """Log a histogram whose equal-width buckets were counted elsewhere
+        (e.g. on the device), in the layout `histogram` writes.
+
+        Args:
+            tag: The series name.
+            step: The global step.
+            counts: The count of each of the equal-width buckets over
+                `[low, high]`, in order.
+            low: The smallest value counted.
+            high: The largest value counted.
+            num: How many values were counted (0: an empty histogram).
+            total: Their sum.
+            sum_squares: The sum of their squares.
+        """
+        counts = _to_numpy(counts).astype(np.float64).ravel()
+        if counts.size < 1:
+            raise ValueError(f"counts must hold at least one bucket, got {counts.size}")
+        if not num:
+            histo = summary_pb2.HistogramProto(min=0.0, max=0.0, num=0, sum=0.0, sum_squares=0.0)
+        else:
+            low, high = float(low), float(high)
+            if low == high:
+                counts, limits = np.array([float(num)]), np.array([high])
+            else:
+                limits = np.linspace(low, high, counts.size + 1)[1:]
+            histo = summary_pb2.HistogramProto(
+                min=low, max=high, num=float(num), sum=float(total),
+                sum_squares=float(sum_squares), bucket_limit=limits.tolist(),
+                bucket=counts.tolist(),
+            )
+        summary_value = summary_pb2.Summary.Value(
+            tag=tag,
+            histo=histo,
+            metadata=histogram_metadata.create_summary_metadata(display_name=tag, description=""),
+        )
+        self._write_summary(summary_value, step)
+
     def text(self, tag: str, text: str, step: int) -> None:
         """Log a string, shown (as Markdown) in TensorBoard's Text dashboard.
 

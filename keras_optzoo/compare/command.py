@@ -24,29 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from keras_optzoo.cli import positive_float, positive_int
+
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_OUT = "optzoo_results"
 _RELAUNCHED = "OPTZOO_COMPARE_RELAUNCHED"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
 
 
 def _seeds(text: str) -> list[int]:
@@ -79,12 +61,12 @@ def _options() -> list[tuple[tuple[str, ...], dict]]:
             + " (default: %(default)s)",
         }),
         (("--epochs",), {
-            "type": _positive_int, "help": "passes over the training set (default: the task's)",
+            "type": positive_int, "help": "passes over the training set (default: the task's)",
         }),
         (("--steps",), {
-            "type": _positive_int, "help": "optimizer steps per run; overrides --epochs",
+            "type": positive_int, "help": "optimizer steps per run; overrides --epochs",
         }),
-        (("--batch-size",), {"type": _positive_int, "help": "examples per step (default: the task's)"}),
+        (("--batch-size",), {"type": positive_int, "help": "examples per step (default: the task's)"}),
         (("--seeds",), {
             "type": _seeds, "default": [0],
             "help": "comma-separated seeds of the initial weights and batch order; several "
@@ -96,7 +78,7 @@ def _options() -> list[tuple[tuple[str, ...], dict]]:
             "(default: the task's: warmup-cosine for sequence-transformer, else constant)",
         }),
         (("--target-loss",), {
-            "type": _positive_float,
+            "type": positive_float,
             "help": "training loss for the 'steps to target' column (default: the task's)",
         }),
         (("--backend",), {

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_optzoo.cli import positive_float, positive_int
 from keras_optzoo.compare.functions import SURFACES, Surface, get_surface
 from keras_optzoo.compare.specs import OptimizerSpec, parse_optimizer_specs
 
@@ -425,26 +425,6 @@ def plot_surface(surface: Surface, runs: Sequence[LandscapeRun], path: str | Pat
 # -- command line -------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--optimizers",
@@ -457,9 +437,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=",".join(SURFACES),
         help="comma-separated test functions (default: %(default)s)",
     )
-    parser.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
+    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS,
                         help="optimizer steps per run (default: %(default)s)")
-    parser.add_argument("--tolerance", type=_positive_float, default=None,
+    parser.add_argument("--tolerance", type=positive_float, default=None,
                         help="distance to the minimum that counts as reached "
                         "(default: each function's own, 0.01)")
     parser.add_argument("--out", default="optzoo_results/landscape",

@@ -262,9 +262,11 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     def _run_fused(self, grads, trainable_variables, learning_rate) -> bool:
         """The torch fast paths (`torch_fast_path`); False when the step is
         left to the per-variable loop: other backends (XLA already fuses
-        there), `fused=False`, telemetry (recorded per variable), or a failed
+        there), `fused=False`, update-norm telemetry (recorded per variable), or a failed
         compile."""
-        if keras.backend.backend() != "torch" or self.fused is False or self.record_telemetry:
+        if keras.backend.backend() != "torch" or self.fused is False:
+            return False
+        if telemetry.recording_updates(self):
             return False
         from keras_optzoo.optimizers import torch_fast_path
 
@@ -292,7 +294,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         new_theta, new_slots = self.new_values(
             gradient, theta, slots, learning_rate, step, self._decays(variable), self._step_is_finite
         )
-        if self.record_telemetry:  # before the assignments: `theta` may alias the variable
+        if telemetry.recording_updates(self):  # before the assignments: `theta` may alias the variable
             telemetry.record_update(self, variable, new_theta - theta)
         for name, value in new_slots.items():
             self.assign(slot_variables[name], ops.cast(value, slot_variables[name].dtype))

@@ -26,6 +26,13 @@ Recording costs an extra pass over gradients and updates, and an optimizer
 step is memory-bound, so it is off by default: set the Python attribute
 `optimizer.record_telemetry = True` *before* the step is traced (the monitors
 in `keras_optzoo.callbacks` do this, and make Keras retrace `fit`'s step).
+The update norms cost the most (a read of every weight change, a weight copy
+in `Monitored`, and on torch the per-variable loop instead of the fused
+step), so they have their own switch, `optimizer._telemetry.record_updates`
+(True by default; the monitors set it only while an `UpdateRatioMonitor`
+asks); with it off, `update_norm` and `update_norms` keep their last values.
+Each quantity is computed with one op per variable and one op per vector, so
+the recording adds a few dozen small ops to the step whatever the model.
 
 The second half of this module names the moments of every algorithm and
 computes the effective per-parameter learning rate from them; the monitors
@@ -49,6 +56,7 @@ __all__ = [
     "moment_slots",
     "record_gradients",
     "record_update",
+    "recording_updates",
     "telemetry_owner",
     "unwrap",
 ]
@@ -83,6 +91,7 @@ class Telemetry:
         self.gradient_norms = vector("gradient_norms")
         self.update_norms = vector("update_norms")
         self.num_variables = num_variables
+        self.record_updates = True
         self.pending: dict[str, Any] = {}
 
     @property
@@ -107,26 +116,30 @@ def build(optimizer: keras.optimizers.Optimizer, var_list: list) -> Telemetry:
     return optimizer._telemetry
 
 
+def recording_updates(optimizer: keras.optimizers.Optimizer) -> bool:
+    """Whether `optimizer`'s step, as traced now, records the update norms."""
+    return bool(optimizer.record_telemetry) and optimizer._telemetry.record_updates
+
+
 def _float32(gradient):
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         if isinstance(gradient, tf.IndexedSlices):
             gradient = tf.convert_to_tensor(gradient)
+    if keras.backend.standardize_dtype(gradient.dtype) == "float32":
+        return gradient
     return ops.cast(gradient, "float32")
 
 
-def _sum_of_squares(tensors: list) -> list:
-    return [ops.sum(ops.square(t)) for t in tensors]
+def _squares(tensors: list):
+    """The squared L2 norm of each tensor, as one vector."""
+    if not tensors:
+        return ops.zeros((0,), "float32")
+    return ops.stack([ops.sum(ops.square(t)) for t in tensors])
 
 
-def _global_norm(squares: list):
-    if not squares:
-        return ops.zeros((), "float32")
-    return ops.sqrt(ops.sum(ops.stack(squares)))
-
-
-def _was_clipped(clipping, norm, norms: list, grads: list):
+def _was_clipped(clipping, norm, norms, grads: list):
     """Whether Keras's clipping of this optimizer changes `grads`.
 
     Decided from the norms, not by comparing before and after: Keras's global
@@ -136,7 +149,7 @@ def _was_clipped(clipping, norm, norms: list, grads: list):
     if clipping.global_clipnorm:
         return ops.greater(norm, clipping.global_clipnorm)
     if clipping.clipnorm:
-        return ops.any(ops.greater(ops.stack(norms), clipping.clipnorm))
+        return ops.any(ops.greater(norms, clipping.clipnorm))
     if clipping.clipvalue:
         largest = [ops.max(ops.abs(g)) for g in grads]
         return ops.any(ops.greater(ops.stack(largest), clipping.clipvalue))
@@ -155,11 +168,11 @@ def record_gradients(optimizer, grads: list, clipped_grads: list, clipping=None)
     """
     clipping = optimizer if clipping is None else clipping
     grads = [_float32(g) for g in grads]
-    squares = _sum_of_squares(grads)
-    norms = [ops.sqrt(s) for s in squares]
-    norm = _global_norm(squares)
+    squares = _squares(grads)
+    norms = ops.sqrt(squares)
+    norm = ops.sqrt(ops.sum(squares))
     if clipping.global_clipnorm or clipping.clipnorm or clipping.clipvalue:
-        clipped_norm = _global_norm(_sum_of_squares([_float32(g) for g in clipped_grads]))
+        clipped_norm = ops.sqrt(ops.sum(_squares([_float32(g) for g in clipped_grads])))
     else:
         clipped_norm = norm
     optimizer._telemetry.pending = {
@@ -180,9 +193,18 @@ def record_update(optimizer, variable, delta) -> None:
     pending[optimizer._get_variable_index(variable)] = squares
 
 
-def _scatter(values_by_index: dict, size: int):
+def _in_build_order(values, indices: list[int], size: int):
+    """`values` (aligned with `indices`, a vector or a list of scalars) as a
+    vector over all `size` variables, 0 where absent. In one op: no scatter
+    when the step updates every variable in build order, the usual case."""
+    if indices == list(range(size)):
+        return values if not isinstance(values, list) else ops.stack(values)
+    if isinstance(values, list):
+        by_index = dict(zip(indices, values))
+    else:
+        by_index = {index: values[position] for position, index in enumerate(indices)}
     zero = ops.zeros((), "float32")
-    return ops.stack([values_by_index.get(i, zero) for i in range(size)]) if size else ops.zeros((0,))
+    return ops.stack([by_index.get(i, zero) for i in range(size)]) if size else ops.zeros((0,))
 
 
 def finish_step(optimizer, trainable_variables: list) -> None:
@@ -202,7 +224,7 @@ def finish_step(optimizer, trainable_variables: list) -> None:
         optimizer.assign(state.gradient_norm, norm)
         optimizer.assign(state.clipped_gradient_norm, pending["clipped_gradient_norm"])
         optimizer.assign(
-            state.gradient_norms, _scatter(dict(zip(indices, pending["gradient_norms"])), size)
+            state.gradient_norms, _in_build_order(pending["gradient_norms"], indices, size)
         )
         previous = ops.convert_to_tensor(state.max_gradient_norm)
         new_max = ops.logical_or(ops.greater(norm, previous), ops.logical_not(ops.isfinite(norm)))
@@ -215,7 +237,7 @@ def finish_step(optimizer, trainable_variables: list) -> None:
         optimizer.assign_add(state.recorded_steps, ops.ones((), "int32"))
     updates = pending.get("update_squares", {})
     if updates:
-        squares = _scatter(updates, size)
+        squares = _in_build_order(list(updates.values()), list(updates), size)
         optimizer.assign(state.update_norm, ops.sqrt(ops.sum(squares)))
         optimizer.assign(state.update_norms, ops.sqrt(squares))
 

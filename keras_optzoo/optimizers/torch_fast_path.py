@@ -146,7 +146,7 @@ class ConcatenatedStep:
             for (dtype, decays), indices in groups.items():
                 compute_dtype = _compute_dtype(dtype)
 
-                def flat(tensors):
+                def flat(tensors, compute_dtype=compute_dtype):
                     return torch.cat([t.reshape(-1) for t in tensors]).to(compute_dtype)
 
                 targets = {"": [trainable_variables[i].value for i in indices]}
