@@ -1,13 +1,14 @@
 """What the monitors cost: `fit` with the monitors at `every_n_steps=100` vs none.
 
 Usage:
-    KERAS_BACKEND=jax python benchmarks/monitor_overhead.py [--steps 2000] [--repeats 3]
+    KERAS_BACKEND=jax python benchmarks/monitor_overhead.py [--steps 2000] [--repeats 3] [--model large]
 
-A digits-sized MLP (64-128-128-10, 26k parameters, batch 32, synthetic data)
-is trained for `--steps` steps with no callbacks, with the three cheap
+A digits-sized MLP (64-128-128-10, 26k parameters; with `--model large`
+64-1024-512-10, 597k parameters; batch 32, synthetic data) is trained for `--steps` steps with no callbacks, with the three cheap
 monitors (`GradientNormMonitor`, `UpdateRatioMonitor`, `LearningRateMonitor`,
-which read the recorded telemetry), and with all four (plus `MomentMonitor`,
-which sorts every moment for its exact percentiles and writes histograms),
+which read the recorded telemetry), with all four (plus `MomentMonitor`,
+which computes moment statistics and histograms on the device), and with all
+but `UpdateRatioMonitor` (so the step records no update norms),
 all writing TensorBoard files; for a keras_optzoo Adam and for keras core's
 Adam (plain without monitors, wrapped in `Monitored` with them). Each run
 starts from a model whose plain step is already compiled, as after a
@@ -21,7 +22,8 @@ Two numbers per run, each the median over `--repeats`:
     the step again with recording on and for compiling the statistics.
 
 The overhead is the relative difference of the steady times. A markdown
-table is printed and written to `benchmarks/results/monitor_overhead_<backend>.md`.
+table is printed and written to `benchmarks/results/monitor_overhead_<backend>.md`
+(`..._<backend>_large.md` for the large model).
 """
 
 from __future__ import annotations
@@ -88,13 +90,17 @@ def _data(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return x, np.argmax(x @ teacher, axis=1).astype("int32")
 
 
-def _model(optimizer) -> keras.Model:
+# Hidden widths of the MLP per `--model`.
+MODELS = {"small": (128, 128), "large": (1024, 512)}
+
+
+def _model(optimizer, hidden: tuple[int, int]) -> keras.Model:
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [
             keras.Input((64,)),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(hidden[0], activation="relu"),
+            keras.layers.Dense(hidden[1], activation="relu"),
             keras.layers.Dense(10),
         ]
     )
@@ -103,26 +109,28 @@ def _model(optimizer) -> keras.Model:
 
 
 # Which monitors run: none, the three that read the recorded telemetry and the
-# learning rate (cheap reads), or all four (MomentMonitor sorts every moment).
-CONFIGS = ("none", "gradient+update+lr", "all four")
+# learning rate (cheap reads), all four (MomentMonitor adds statistics and
+# histograms of the moments), or all but UpdateRatioMonitor (the step then
+# records no update norms: on torch the fused step stays on).
+CONFIGS = ("none", "gradient+update+lr", "all four", "all but update")
 
 
 def _monitors(config: str, log_dir: str) -> list[keras.callbacks.Callback]:
     if config == "none":
         return []
-    monitors = [
-        GradientNormMonitor(EVERY_N_STEPS, log_dir),
-        UpdateRatioMonitor(EVERY_N_STEPS, log_dir),
-        LearningRateMonitor(EVERY_N_STEPS, log_dir),
-    ]
-    if config == "all four":
+    monitors = [GradientNormMonitor(EVERY_N_STEPS, log_dir), LearningRateMonitor(EVERY_N_STEPS, log_dir)]
+    if config != "all but update":
+        monitors.append(UpdateRatioMonitor(EVERY_N_STEPS, log_dir))
+    if config != "gradient+update+lr":
         monitors.append(MomentMonitor(EVERY_N_STEPS, log_dir))
     return monitors
 
 
-def run_once(make_optimizer, config: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def run_once(
+    make_optimizer, config: str, x: np.ndarray, y: np.ndarray, hidden: tuple[int, int]
+) -> tuple[float, float]:
     """(steady seconds per step, total seconds) of one `fit`."""
-    model = _model(make_optimizer())
+    model = _model(make_optimizer(), hidden)
     model.fit(x[: 4 * BATCH_SIZE], y[: 4 * BATCH_SIZE], batch_size=BATCH_SIZE, verbose=0)
     clock = _Clock()
     with tempfile.TemporaryDirectory() as log_dir:
@@ -137,7 +145,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", choices=sorted(MODELS), default="small")
     args = parser.parse_args()
+    hidden = MODELS[args.model]
     if args.steps < STEADY_FROM + 2 * EVERY_N_STEPS:
         raise ValueError(f"--steps must be >= {STEADY_FROM + 2 * EVERY_N_STEPS}, got {args.steps}")
     backend = keras.backend.backend()
@@ -150,7 +160,7 @@ def main() -> None:
             # Alternate the order, so drifting machine load hits every configuration alike.
             for config in CONFIGS if repeat % 2 == 0 else CONFIGS[::-1]:
                 make = plain if config == "none" else monitored
-                results[config].append(run_once(make, config, x, y))
+                results[config].append(run_once(make, config, x, y, hidden))
         steady = {c: statistics.median(r[0] for r in results[c]) for c in CONFIGS}
         total = {c: statistics.median(r[1] for r in results[c]) for c in CONFIGS}
         for config in CONFIGS:
@@ -163,7 +173,8 @@ def main() -> None:
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     setup = (
-        f"`fit` of a 64-128-128-10 MLP, batch {BATCH_SIZE}, {args.steps} steps; monitors at "
+        f"`fit` of a 64-{hidden[0]}-{hidden[1]}-10 MLP "
+        f"({_model(keras.optimizers.SGD(), hidden).count_params():,} parameters), batch {BATCH_SIZE}, {args.steps} steps; monitors at "
         f"`every_n_steps={EVERY_N_STEPS}` with TensorBoard output vs no callbacks. Median of "
         f"{args.repeats} repeats; steady = ms/step from step {STEADY_FROM} to the end."
     )
@@ -177,7 +188,8 @@ def main() -> None:
     )
     print()
     print(table)
-    out = Path(__file__).parent / "results" / f"monitor_overhead_{backend}.md"
+    suffix = "" if args.model == "small" else f"_{args.model}"
+    out = Path(__file__).parent / "results" / f"monitor_overhead_{backend}{suffix}.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(table)
     print(f"written to {out}")

@@ -19,6 +19,7 @@ from keras.src import utils as keras_utils
 
 import keras_optzoo as oz
 from keras_optzoo.callbacks import (
+    EventWriter,
     GradientNormMonitor,
     LearningRateMonitor,
     MomentMonitor,
@@ -26,6 +27,7 @@ from keras_optzoo.callbacks import (
     UpdateRatioMonitor,
     read_events,
 )
+from keras_optzoo.callbacks.monitors import _device_histogram, _sample_positions
 from tests.harness import BACKEND, to_numpy
 
 
@@ -212,6 +214,61 @@ def test_moment_statistics_equal_numpy_statistics_of_the_slots(kind, tmp_path: P
     all_m = np.concatenate([np.ravel(a) for a in m])
     assert step == 6 and first["num"] == all_m.size == 4 * 3 + 4 + 4 * 2 + 2
     np.testing.assert_allclose([first["min"], first["max"]], [all_m.min(), all_m.max()], rtol=1e-6)
+    counts, edges = np.histogram(all_m, bins=30, range=(all_m.min(), all_m.max()))
+    np.testing.assert_array_equal(first["bucket"], counts)
+    np.testing.assert_allclose(first["bucket_limit"], edges[1:], atol=1e-6 * np.ptp(all_m))
+
+
+def test_percentiles_over_sample_size_are_those_of_the_fixed_sample():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((12, 3)).astype("float32"), rng.standard_normal((12, 2)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2)])
+    optimizer = oz.optimizers.Adam(0.01)
+    model.compile(optimizer=optimizer, loss="mse")
+    monitor = MomentMonitor(every_n_steps=3, per_layer=True, percentiles=(0, 50, 90), sample_size=7)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[monitor])
+    final = {name: values[-1][1] for name, values in monitor.history.items()}
+    v = [to_numpy(s).astype(np.float64) for s in optimizer._slots["v"]]
+    layer = _layer(model.trainable_variables[2])
+    for suffix, indices in (("", range(4)), (f"/{layer}", [2, 3])):
+        flat = np.concatenate([np.ravel(v[i]) for i in indices])
+        sample = flat[_sample_positions(flat.size, 7)]
+        assert sample.size == 7 and np.unique(_sample_positions(flat.size, 7)).size == 7
+        for q in (0, 50, 90):
+            np.testing.assert_allclose(
+                final[f"second_moment_p{q}{suffix}"], np.percentile(sample, q), rtol=2e-5
+            )
+        # The sample's percentiles differ from the full ones (so this test can
+        # fail); mean and max stay exact.
+        assert any(
+            not np.isclose(np.percentile(sample, q), np.percentile(flat, q), rtol=1e-3)
+            for q in (0, 50, 90)
+        )
+        np.testing.assert_allclose(final[f"second_moment_max{suffix}"], flat.max(), rtol=2e-5)
+        np.testing.assert_allclose(final[f"second_moment_mean{suffix}"], flat.mean(), rtol=2e-5)
+
+
+@pytest.mark.parametrize("case", ["spread", "constant", "nonfinite"])
+def test_device_histogram_writes_what_the_host_histogram_writes(case, tmp_path: Path):
+    values = np.random.default_rng(2).lognormal(-8.0, 3.0, size=5000).astype("float32")
+    if case == "constant":
+        values[:] = 0.25
+    elif case == "nonfinite":
+        values[[3, 70, 900]] = [np.inf, np.nan, -np.inf]
+    buckets = {k: to_numpy(t) for k, t in _device_histogram(keras.ops.convert_to_tensor(values)).items()}
+    with EventWriter(tmp_path / "device") as writer:
+        writer.bucketed_histogram("h", 1, buckets["counts"], *buckets["summary"])
+    with EventWriter(tmp_path / "host") as writer:
+        writer.histogram("h", values, 1)
+    (_, device), = read_events(tmp_path / "device")["histograms"]["h"]
+    (_, host), = read_events(tmp_path / "host")["histograms"]["h"]
+    assert device["num"] == host["num"] == np.isfinite(values).sum()
+    np.testing.assert_array_equal(device["bucket"], host["bucket"])
+    for key in ("min", "max", "bucket_limit"):
+        np.testing.assert_allclose(device[key], host[key], rtol=1e-6, err_msg=key)
+    for key in ("sum", "sum_squares"):
+        np.testing.assert_allclose(device[key], host[key], rtol=1e-5, err_msg=key)
 
 
 def test_monitors_measure_only_every_n_steps_and_leave_batch_end_async():
@@ -251,6 +308,7 @@ def test_telemetry_monitors_need_a_recording_optimizer():
         (lambda: GradientNormMonitor(window=0), "window must be an integer >= 1, got 0"),
         (lambda: GradientNormMonitor(vanishing_threshold=-1e-3), "vanishing_threshold must be a number >= 0"),
         (lambda: MomentMonitor(percentiles=(50, 101)), r"percentiles must be numbers in \[0, 100\]"),
+        (lambda: MomentMonitor(sample_size=0), "sample_size must be an integer >= 1, got 0"),
         (lambda: UpdateRatioMonitor(log_dir=3), "log_dir must be a path or None, got 3"),
     ],
 )

@@ -302,14 +302,13 @@ class OptimizerMonitor(keras.callbacks.Callback):
                 "keras_optzoo.callbacks.Monitored(optimizer); got "
                 f"{type(self.model.optimizer).__name__}"
             )
-        state = owner._telemetry
         if not owner.record_telemetry:
             owner.record_telemetry = True
-            state.record_updates = self.needs_update_norms
+            owner.record_update_norms = self.needs_update_norms
             self._switched_on = owner
-        elif self.needs_update_norms and not state.record_updates:
+        elif self.needs_update_norms and not telemetry.recording_updates(owner):
             # Another monitor of this `fit` switched recording on without them.
-            state.record_updates = True
+            owner.record_update_norms = True
         else:
             return
         # `fit` built its step before this hook; the recording is decided
@@ -320,7 +319,7 @@ class OptimizerMonitor(keras.callbacks.Callback):
     def _switch_recording_off(self) -> None:
         if self._switched_on is not None:
             self._switched_on.record_telemetry = False
-            self._switched_on._telemetry.record_updates = True
+            del self._switched_on.record_update_norms
             self._switched_on = None
             # The next `fit` or `train_on_batch` builds a step without recording.
             self.model.train_function = None

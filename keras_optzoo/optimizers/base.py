@@ -145,7 +145,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
       fused: the torch backend's fast paths (`torch_fast_path`). `None`
         (default): a `torch.compile`d step for models of at least 2**20
         parameters (compiling takes seconds to a minute on the first step),
-        one eager pass over all variables concatenated for smaller ones.
+        one eager pass over all variables concatenated for smaller models
+        of small tensors (under 2**15 elements on average), else the loop.
         `True`: always compiled. `False`: the plain per-variable loop. Ignored
         on TensorFlow and JAX, whose compiled train step already fuses the
         update.

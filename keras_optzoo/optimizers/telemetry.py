@@ -28,9 +28,11 @@ step is memory-bound, so it is off by default: set the Python attribute
 in `keras_optzoo.callbacks` do this, and make Keras retrace `fit`'s step).
 The update norms cost the most (a read of every weight change, a weight copy
 in `Monitored`, and on torch the per-variable loop instead of the fused
-step), so they have their own switch, `optimizer._telemetry.record_updates`
-(True by default; the monitors set it only while an `UpdateRatioMonitor`
-asks); with it off, `update_norm` and `update_norms` keep their last values.
+step), so they have their own switch, the Python attribute
+`optimizer.record_update_norms` (True when absent; the monitors set it to
+False unless an `UpdateRatioMonitor` asks, and delete it again at the end of
+training); with it False, `update_norm` and `update_norms` keep their last
+values.
 Each quantity is computed with one op per variable and one op per vector, so
 the recording adds a few dozen small ops to the step whatever the model.
 
@@ -91,7 +93,6 @@ class Telemetry:
         self.gradient_norms = vector("gradient_norms")
         self.update_norms = vector("update_norms")
         self.num_variables = num_variables
-        self.record_updates = True
         self.pending: dict[str, Any] = {}
 
     @property
@@ -118,7 +119,7 @@ def build(optimizer: keras.optimizers.Optimizer, var_list: list) -> Telemetry:
 
 def recording_updates(optimizer: keras.optimizers.Optimizer) -> bool:
     """Whether `optimizer`'s step, as traced now, records the update norms."""
-    return bool(optimizer.record_telemetry) and optimizer._telemetry.record_updates
+    return bool(optimizer.record_telemetry) and getattr(optimizer, "record_update_norms", True)
 
 
 def _float32(gradient):
