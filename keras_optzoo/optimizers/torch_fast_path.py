@@ -18,7 +18,8 @@ policy), so no algorithm file knows about them:
   in place, so Inductor emits one loop per variable that reads each input once.
   Compiling costs seconds to a minute, once per optimizer (and again if the
   variables change shape).
-* `ConcatenatedStep` (small models under `fused=None`, elementwise algorithms):
+* `ConcatenatedStep` (models of small tensors under `fused=None`, elementwise
+  algorithms):
   the variables, gradients and slots of each (dtype, weight-decay) group are
   concatenated into one flat tensor and `new_values` runs once per group. A
   small model's step is bound by kernel launches, not memory, and this cuts
@@ -37,6 +38,11 @@ from keras import ops
 
 # From this many parameters on, compiling pays for itself within a short run.
 AUTO_COMPILE_MIN_PARAMETERS = 1 << 20
+# Concatenating copies every tensor twice more (in and out), which pays only
+# while kernel launches, not memory, bound the step: for variables of fewer
+# than this many elements on average (about 30 µs of memory traffic each on
+# a CPU core, a few launches' worth).
+CONCATENATE_MAX_MEAN_SIZE = 1 << 15
 
 
 def choose_executor(optimizer, trainable_variables):
@@ -46,7 +52,8 @@ def choose_executor(optimizer, trainable_variables):
     parameters = sum(math.prod(v.shape) for v in trainable_variables)
     if optimizer.fused or parameters >= AUTO_COMPILE_MIN_PARAMETERS:
         return CompiledStep(optimizer)
-    if optimizer.elementwise_update:
+    small = parameters < CONCATENATE_MAX_MEAN_SIZE * len(trainable_variables)
+    if optimizer.elementwise_update and small:
         return ConcatenatedStep(optimizer)
     return None
 
