@@ -278,6 +278,9 @@ class ZooOptimizer(keras.optimizers.Optimizer):
 
         if tf.executing_eagerly() or tf.distribute.has_strategy():
             return False
+        if has_small_tensors(trainable_variables):
+            # Launching an XLA cluster costs more than it saves on tiny tensors.
+            return False
         if telemetry.recording_updates(self):
             return False
 
@@ -408,6 +411,17 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         for name in getattr(self, "_hyperparameter_names", ()):
             config[name] = getattr(self, name)
         return config
+
+
+# Below this mean number of elements per variable, a step is bound by kernel
+# launches rather than memory traffic (about 30 µs of traffic per tensor on a
+# CPU core): the fast paths then choose differently.
+SMALL_TENSOR_MEAN_SIZE = 1 << 15
+
+
+def has_small_tensors(variables) -> bool:
+    """Whether `variables` hold fewer than `SMALL_TENSOR_MEAN_SIZE` elements on average."""
+    return sum(math.prod(v.shape) for v in variables) < SMALL_TENSOR_MEAN_SIZE * len(variables)
 
 
 def _read(variable):

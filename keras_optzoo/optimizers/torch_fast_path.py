@@ -36,13 +36,10 @@ import warnings
 import torch
 from keras import ops
 
+from keras_optzoo.optimizers.base import has_small_tensors
+
 # From this many parameters on, compiling pays for itself within a short run.
 AUTO_COMPILE_MIN_PARAMETERS = 1 << 20
-# Concatenating copies every tensor twice more (in and out), which pays only
-# while kernel launches, not memory, bound the step: for variables of fewer
-# than this many elements on average (about 30 µs of memory traffic each on
-# a CPU core, a few launches' worth).
-CONCATENATE_MAX_MEAN_SIZE = 1 << 15
 
 
 def choose_executor(optimizer, trainable_variables):
@@ -52,8 +49,9 @@ def choose_executor(optimizer, trainable_variables):
     parameters = sum(math.prod(v.shape) for v in trainable_variables)
     if optimizer.fused or parameters >= AUTO_COMPILE_MIN_PARAMETERS:
         return CompiledStep(optimizer)
-    small = parameters < CONCATENATE_MAX_MEAN_SIZE * len(trainable_variables)
-    if optimizer.elementwise_update and small:
+    # Concatenating copies every tensor twice more (in and out), which pays
+    # only while kernel launches, not memory traffic, bound the step.
+    if optimizer.elementwise_update and has_small_tensors(trainable_variables):
         return ConcatenatedStep(optimizer)
     return None
 
