@@ -76,3 +76,35 @@ def test_auto_compiles_large_models_only():
 def test_fused_must_be_a_bool_or_none():
     with pytest.raises(ValueError, match=r"fused must be one of \(None, True, False\), got 'yes'"):
         oz.get("adam", fused="yes")
+
+
+def test_step_scalars_are_computed_once_not_per_element():
+    """What depends only on 0-d tensors (step, constants) leaves the per-element
+    graph: `1 - 0.9**t` must not be recomputed inside the loop over `x`."""
+    import torch
+
+    from keras_optzoo.optimizers import torch_fast_path
+
+    compiled_graphs = []
+
+    def capture(graph_module, example_inputs):
+        compiled = torch_fast_path.hoist_step_scalars(graph_module, example_inputs)
+        compiled_graphs.append(compiled)
+        return compiled
+
+    def debiased(x, step):
+        return x / (1.0 - torch.pow(torch.tensor(0.9), step)) + x.abs().sum()
+
+    x, step = torch.linspace(-1.0, 1.0, 1000), torch.tensor(3.0)
+    result = torch.compile(debiased, backend=capture, fullgraph=True)(x, step)
+    torch.testing.assert_close(result, debiased(x, step), rtol=1e-6, atol=0)
+
+    (split,) = compiled_graphs
+
+    def targets(module):
+        return {getattr(node.target, "__name__", str(node.target)) for node in module.graph_module.graph.nodes}
+
+    assert "pow" in targets(split.submod_0)
+    assert "pow" not in targets(split.submod_1)
+    # A reduction of a full tensor is 0-d but stays with the loops.
+    assert "sum" in str(targets(split.submod_1))

@@ -17,7 +17,9 @@ policy), so no algorithm file knows about them:
   `new_values` over every variable of the step and writes variables and slots
   in place, so Inductor emits one loop per variable that reads each input once.
   Compiling costs seconds to a minute, once per optimizer (and again if the
-  variables change shape).
+  variables change shape). What depends only on the step, the learning rate
+  and constants (bias corrections and the like) is split off and computed
+  once per step first (`hoist_step_scalars`), not once per element.
 * `ConcatenatedStep` (models of small tensors under `fused=None`, elementwise
   algorithms):
   the variables, gradients and slots of each (dtype, weight-decay) group are
@@ -35,6 +37,7 @@ import warnings
 
 import torch
 from keras import ops
+from torch.fx.passes.split_module import split_module
 
 from keras_optzoo.optimizers.base import has_small_tensors
 
@@ -85,6 +88,62 @@ def _compiled_body(optimizer, grads, variables, slot_lists, slot_names, decays, 
         variable.copy_(new_theta)
 
 
+def _is_scalar_tensor(node) -> bool:
+    value = node.meta.get("example_value")
+    return isinstance(value, torch.Tensor) and value.dim() == 0
+
+
+def _is_in_place(node) -> bool:
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    return name.endswith("_") and not name.endswith("__")
+
+
+class _CompileOnFirstCall(torch.nn.Module):
+    """Inductor-compile a graph module with the inputs of its first call."""
+
+    def __init__(self, graph_module) -> None:
+        super().__init__()
+        self.graph_module = graph_module
+        self.compiled = None
+
+    def forward(self, *args):
+        if self.compiled is None:
+            from torch._inductor.compile_fx import compile_fx
+
+            self.compiled = compile_fx(self.graph_module, list(args))
+        return self.compiled(*args)
+
+
+def hoist_step_scalars(graph_module, example_inputs):
+    """A `torch.compile` backend: Inductor with step scalars computed once.
+
+    Inductor inlines a 0-d computation into the loop of each tensor that uses
+    it, so Adam's `1 - β₁ᵗ` costs a `pow` per vector of eight elements, which
+    made the compiled Adam step 3.4x slower than torch's fused kernel. The
+    graph is split in two: every node computed from 0-d tensors only (the
+    step, the learning rate, constants) goes into a first, tiny compiled
+    function whose results the per-element loops of the second read.
+    """
+    from torch._inductor.compile_fx import compile_fx
+
+    scalars = set()
+    for node in graph_module.graph.nodes:
+        if not _is_scalar_tensor(node):
+            continue
+        if node.op == "placeholder" or (
+            node.op in ("call_function", "call_method")
+            and not _is_in_place(node)
+            and all(argument in scalars for argument in node.all_input_nodes)
+        ):
+            scalars.add(node)
+    if not any(node.op != "placeholder" for node in scalars):
+        return compile_fx(graph_module, example_inputs)
+    split = split_module(graph_module, None, lambda node: 0 if node in scalars else 1)
+    split.submod_0 = _CompileOnFirstCall(split.submod_0)
+    split.submod_1 = _CompileOnFirstCall(split.submod_1)
+    return split
+
+
 _compiled_instances = itertools.count()
 
 
@@ -100,7 +159,9 @@ class CompiledStep:
         name = f"_compiled_body_{next(_compiled_instances)}"
         code = _compiled_body.__code__.replace(co_name=name, co_qualname=name)
         self._compiled = torch.compile(
-            types.FunctionType(code, _compiled_body.__globals__, name), fullgraph=True
+            types.FunctionType(code, _compiled_body.__globals__, name),
+            fullgraph=True,
+            backend=hoist_step_scalars,
         )
 
     def __call__(self, grads, trainable_variables, learning_rate) -> bool:
