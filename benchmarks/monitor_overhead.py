@@ -1,27 +1,32 @@
 """What the monitors cost: `fit` with the monitors at `every_n_steps=100` vs none.
 
 Usage:
-    KERAS_BACKEND=jax python benchmarks/monitor_overhead.py [--steps 2000] [--repeats 3] [--model large]
+    KERAS_BACKEND=jax python benchmarks/monitor_overhead.py [--steps 2000] [--repeats 5] [--model large]
 
 A digits-sized MLP (64-128-128-10, 26k parameters; with `--model large`
-64-1024-512-10, 597k parameters; batch 32, synthetic data) is trained for `--steps` steps with no callbacks, with the three cheap
-monitors (`GradientNormMonitor`, `UpdateRatioMonitor`, `LearningRateMonitor`,
-which read the recorded telemetry), with all four (plus `MomentMonitor`,
-which computes moment statistics and histograms on the device), and with all
-but `UpdateRatioMonitor` (so the step records no update norms),
-all writing TensorBoard files; for a keras_optzoo Adam and for keras core's
-Adam (plain without monitors, wrapped in `Monitored` with them). Each run
-starts from a model whose plain step is already compiled, as after a
-previous `fit`.
+64-1024-512-10, 597k parameters; batch 32, synthetic data) is trained for
+`--steps` steps with no callbacks, with the three cheap monitors
+(`GradientNormMonitor`, `UpdateRatioMonitor`, `LearningRateMonitor`), with
+all four (plus `MomentMonitor`, which computes moment statistics and
+histograms on the device), and with all four at an `every_n_steps` never
+reached (the per-step gradient-norm recording alone), all writing
+TensorBoard files; for a keras_optzoo Adam and for keras core's Adam (plain
+without monitors, wrapped in `Monitored` with them). Each run starts from a
+model whose plain step is already compiled, as after a previous `fit`.
 
-Two numbers per run, each the median over `--repeats`:
+Two numbers per configuration, each the fastest of `--repeats` interleaved
+runs (other load on a shared machine only ever slows a run down):
 
   * steady ms/step: from step 150 to the end (the recorded step and the
     readings every 100 steps, after the one-time costs);
   * total s: the whole `fit`, which with monitors also pays once for tracing
     the step again with recording on and for compiling the statistics.
 
-The overhead is the relative difference of the steady times. A markdown
+The overhead is the relative difference of the steady times. A third
+number isolates what the readings cost: the wall time spent in them after the
+first round (which compiles the statistics), per step, and as a share of the
+plain step; it is measured directly, so it does not drown in the machine's
+noise the way a difference of two runs does. A markdown
 table is printed and written to `benchmarks/results/monitor_overhead_<backend>.md`
 (`..._<backend>_large.md` for the large model).
 """
@@ -31,7 +36,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +63,37 @@ OPTIMIZERS = {
         lambda: Monitored(keras.optimizers.Adam(1e-3)),
     ),
 }
+
+
+class _ReadingClock:
+    """Wall time spent in the monitors' readings (`_maybe_measure` calls that
+    measure), which a run's end-to-end difference only shows through the noise."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._original = None
+
+    def __enter__(self):
+        from keras_optzoo.callbacks import monitors
+
+        original = self._original = monitors.OptimizerMonitor._maybe_measure
+        clock = self
+
+        def timed(monitor, completed_steps):
+            n = monitor.every_n_steps
+            if completed_steps // n <= monitor._last_measured // n:
+                return original(monitor, completed_steps)
+            start = time.perf_counter()
+            original(monitor, completed_steps)
+            clock.seconds.append(time.perf_counter() - start)
+
+        monitors.OptimizerMonitor._maybe_measure = timed
+        return self
+
+    def __exit__(self, *exc_info):
+        from keras_optzoo.callbacks import monitors
+
+        monitors.OptimizerMonitor._maybe_measure = self._original
 
 
 class _Clock(keras.callbacks.Callback):
@@ -108,43 +143,50 @@ def _model(optimizer, hidden: tuple[int, int]) -> keras.Model:
     return model
 
 
-# Which monitors run: none, the three that read the recorded telemetry and the
-# learning rate (cheap reads), all four (MomentMonitor adds statistics and
-# histograms of the moments), or all but UpdateRatioMonitor (the step then
-# records no update norms: on torch the fused step stays on).
-CONFIGS = ("none", "gradient+update+lr", "all four", "all but update")
+# Which monitors run: none; the three cheap ones (GradientNormMonitor reads
+# the recorded gradient norms, UpdateRatioMonitor compares weight copies,
+# LearningRateMonitor reads the rate); all four (MomentMonitor adds
+# statistics and histograms of the moments); all four with no reading during
+# the run (what the per-step recording alone costs).
+CONFIGS = ("none", "gradient+update+lr", "all four", "all four, no reading")
 
 
 def _monitors(config: str, log_dir: str) -> list[keras.callbacks.Callback]:
     if config == "none":
         return []
-    monitors = [GradientNormMonitor(EVERY_N_STEPS, log_dir), LearningRateMonitor(EVERY_N_STEPS, log_dir)]
-    if config != "all but update":
-        monitors.append(UpdateRatioMonitor(EVERY_N_STEPS, log_dir))
+    every = 10**9 if config == "all four, no reading" else EVERY_N_STEPS
+    monitors = [
+        GradientNormMonitor(every, log_dir),
+        LearningRateMonitor(every, log_dir),
+        UpdateRatioMonitor(every, log_dir),
+    ]
     if config != "gradient+update+lr":
-        monitors.append(MomentMonitor(EVERY_N_STEPS, log_dir))
+        monitors.append(MomentMonitor(every, log_dir))
     return monitors
 
 
 def run_once(
     make_optimizer, config: str, x: np.ndarray, y: np.ndarray, hidden: tuple[int, int]
-) -> tuple[float, float]:
-    """(steady seconds per step, total seconds) of one `fit`."""
+) -> tuple[float, float, float]:
+    """(steady seconds per step, total seconds, reading seconds per step) of one `fit`."""
     model = _model(make_optimizer(), hidden)
     model.fit(x[: 4 * BATCH_SIZE], y[: 4 * BATCH_SIZE], batch_size=BATCH_SIZE, verbose=0)
     clock = _Clock()
-    with tempfile.TemporaryDirectory() as log_dir:
+    with tempfile.TemporaryDirectory() as log_dir, _ReadingClock() as readings:
         callbacks = [clock, *_monitors(config, log_dir)]
         start = time.perf_counter()
         model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
     steps = len(x) // BATCH_SIZE
-    return (clock.end - clock.steady_start) / (steps - STEADY_FROM), clock.end - start
+    # Readings after the first round (which compiles the statistics), per step.
+    later = readings.seconds[len(_monitors(config, log_dir)):]
+    per_step = sum(later) / max(1, steps - EVERY_N_STEPS)
+    return (clock.end - clock.steady_start) / (steps - STEADY_FROM), clock.end - start, per_step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model", choices=sorted(MODELS), default="small")
     args = parser.parse_args()
     hidden = MODELS[args.model]
@@ -155,19 +197,24 @@ def main() -> None:
 
     rows = []
     for name, (plain, monitored) in OPTIMIZERS.items():
-        results: dict[str, list[tuple[float, float]]] = {c: [] for c in CONFIGS}
+        results: dict[str, list[tuple[float, float, float]]] = {c: [] for c in CONFIGS}
         for repeat in range(args.repeats):
             # Alternate the order, so drifting machine load hits every configuration alike.
             for config in CONFIGS if repeat % 2 == 0 else CONFIGS[::-1]:
                 make = plain if config == "none" else monitored
                 results[config].append(run_once(make, config, x, y, hidden))
-        steady = {c: statistics.median(r[0] for r in results[c]) for c in CONFIGS}
-        total = {c: statistics.median(r[1] for r in results[c]) for c in CONFIGS}
+        # The fastest repeat: on a shared machine other load only ever slows a run down.
+        steady = {c: min(r[0] for r in results[c]) for c in CONFIGS}
+        total = {c: min(r[1] for r in results[c]) for c in CONFIGS}
+        reading = {c: min(r[2] for r in results[c]) for c in CONFIGS}
         for config in CONFIGS:
             overhead = 100.0 * (steady[config] / steady["none"] - 1.0)
+            share = 100.0 * reading[config] / steady["none"]
             rows.append(
                 f"| {name} | {config} | {1e3 * steady[config]:.3f} | "
-                f"{'' if config == 'none' else f'{overhead:+.1f}%'} | {total[config]:.2f} |"
+                f"{'' if config == 'none' else f'{overhead:+.1f}%'} | "
+                f"{'' if config == 'none' else f'{1e3 * reading[config]:.3f} ({share:.1f}%)'} | "
+                f"{total[config]:.2f} |"
             )
             print(rows[-1], flush=True)
 
@@ -175,16 +222,19 @@ def main() -> None:
     setup = (
         f"`fit` of a 64-{hidden[0]}-{hidden[1]}-10 MLP "
         f"({_model(keras.optimizers.SGD(), hidden).count_params():,} parameters), batch {BATCH_SIZE}, {args.steps} steps; monitors at "
-        f"`every_n_steps={EVERY_N_STEPS}` with TensorBoard output vs no callbacks. Median of "
-        f"{args.repeats} repeats; steady = ms/step from step {STEADY_FROM} to the end."
+        f"`every_n_steps={EVERY_N_STEPS}` with TensorBoard output vs no callbacks. Fastest of "
+        f"{args.repeats} interleaved repeats; steady = ms/step from step {STEADY_FROM} to the end."
     )
     machine = (
         f"keras {keras.__version__}, backend {backend}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, load average at the end {load}."
     )
-    header = "| optimizer | monitors | steady ms/step | overhead | total s |"
+    header = (
+        "| optimizer | monitors | steady ms/step | overhead | readings ms/step "
+        "(% of plain step) | total s |"
+    )
     table = "\n".join(
-        [f"# Monitor overhead: {backend}", "", setup, "", machine, "", header, "|---|---|---|---|---|", *rows, ""]
+        [f"# Monitor overhead: {backend}", "", setup, "", machine, "", header, "|---|---|---|---|---|---|", *rows, ""]
     )
     print()
     print(table)

@@ -287,6 +287,35 @@ def test_monitors_measure_only_every_n_steps_and_leave_batch_end_async():
         assert keras_utils.is_default(cls.on_train_batch_end)
 
 
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_update_ratio_needs_no_telemetry_and_spans_the_last_execution(steps_per_execution):
+    """Any Keras optimizer, unwrapped: the ratio compares the weights after the
+    reading's step with a copy taken before its (last) execution."""
+    if steps_per_execution > 1 and keras.backend.backend() == "torch":
+        pytest.skip("Keras's torch trainer runs one step per execution")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05), loss="mse", steps_per_execution=steps_per_execution
+    )
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((48, 3)).astype("float32"), rng.standard_normal((48, 2)).astype("float32")
+    snapshots = {}
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs=None: snapshots.setdefault(batch, _weights(model))
+    )
+    monitor = UpdateRatioMonitor(every_n_steps=6, per_layer=False)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[record, monitor])
+    steps = [step for step, _ in monitor.history["update_ratio"]]
+    assert steps == [6, 12]
+    before, after = snapshots[12 - steps_per_execution], _weights(model)
+    expected = np.sqrt(
+        sum(np.sum((a - b) ** 2) for a, b in zip(after, before)) / sum(np.sum(a**2) for a in after)
+    )
+    np.testing.assert_allclose(monitor.history["update_ratio"][-1][1], expected, rtol=1e-4)
+    assert not getattr(model.optimizer, "record_telemetry", False)
+
+
 def test_telemetry_monitors_need_a_recording_optimizer():
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])

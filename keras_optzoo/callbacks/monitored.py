@@ -25,10 +25,11 @@ class Monitored(keras.optimizers.Optimizer):
     While a monitor has switched recording on (`record_telemetry = True`), each
     step also computes the gradient norms before and after the wrapped
     optimizer's clipping (one extra read of the gradients) and, only while the
-    update norms are recorded too (an `UpdateRatioMonitor` is attached; see
-    `keras_optzoo.optimizers.telemetry`), keeps a copy of the weights to
-    measure the update `θ_after − θ_before` (one extra read of the weights and
-    one weight-sized buffer). With recording off the wrapper adds nothing.
+    update norms are recorded too (`optimizer.record_update_norms`, see
+    `keras_optzoo.optimizers.telemetry`; no monitor asks for them), keeps a
+    copy of the weights to measure the update `θ_after − θ_before` (one extra
+    read of the weights and one weight-sized buffer). With recording off the
+    wrapper adds nothing.
 
     With `gradient_accumulation_steps` on the wrapped optimizer, the recorded
     gradient norms are those of each micro-batch as passed to `apply`, and the

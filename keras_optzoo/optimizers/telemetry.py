@@ -30,7 +30,7 @@ The update norms cost the most (a read of every weight change, a weight copy
 in `Monitored`, and on torch the per-variable loop instead of the fused
 step), so they have their own switch, the Python attribute
 `optimizer.record_update_norms` (True when absent; the monitors set it to
-False unless an `UpdateRatioMonitor` asks, and delete it again at the end of
+False: `UpdateRatioMonitor` compares weight copies instead; they delete it again at the end of
 training); with it False, `update_norm` and `update_norms` keep their last
 values.
 Each quantity is computed with one op per variable and one op per vector, so
