@@ -37,6 +37,8 @@ import warnings
 
 import torch
 from keras import ops
+from keras.src.backend.common.stateless_scope import in_stateless_scope
+from keras.src.backend.common.variables import get_autocast_scope
 from torch.fx.passes.split_module import split_module
 
 from keras_optzoo.optimizers.base import has_small_tensors
@@ -200,35 +202,63 @@ class ConcatenatedStep:
 
     def __init__(self, optimizer) -> None:
         self.optimizer = optimizer
+        self._plan: tuple[tuple, list] | None = None
+
+    def _groups(self, trainable_variables) -> list:
+        """[(compute dtype, decays, {"": variables, slot: slots}, sizes)] for
+        these variables, worked out once: a small model's step is short enough
+        that regrouping every step would show."""
+        key = tuple(id(variable) for variable in trainable_variables)
+        if self._plan is None or self._plan[0] != key:
+            optimizer = self.optimizer
+            indices_by_group: dict[tuple, list[int]] = {}
+            for index, variable in enumerate(trainable_variables):
+                group = (variable.value.dtype, optimizer._decays(variable))
+                indices_by_group.setdefault(group, []).append(index)
+            groups = []
+            for (dtype, decays), indices in indices_by_group.items():
+                targets = {"": [trainable_variables[i] for i in indices]}
+                for name, slots in optimizer._slots.items():
+                    targets[name] = [slots[i] for i in indices]
+                sizes = [math.prod(variable.shape) for variable in targets[""]]
+                groups.append((_compute_dtype(dtype), decays, indices, targets, sizes))
+            self._plan = (key, groups)
+        return self._plan[1]
 
     def __call__(self, grads, trainable_variables, learning_rate) -> bool:
         optimizer = self.optimizer
         learning_rate, step, keep = _step_inputs(optimizer, learning_rate)
-        groups: dict[tuple, list[int]] = {}
-        for index, variable in enumerate(trainable_variables):
-            key = (variable.value.dtype, optimizer._decays(variable))
-            groups.setdefault(key, []).append(index)
         with torch.no_grad():
-            for (dtype, decays), indices in groups.items():
-                compute_dtype = _compute_dtype(dtype)
-
-                def flat(tensors, compute_dtype=compute_dtype):
-                    return torch.cat([t.reshape(-1) for t in tensors]).to(compute_dtype)
-
-                targets = {"": [trainable_variables[i].value for i in indices]}
-                for name, slots in optimizer._slots.items():
-                    targets[name] = [slots[i].value for i in indices]
+            for compute_dtype, decays, indices, targets, sizes in self._groups(trainable_variables):
+                tensors = {name: _tensors(variables) for name, variables in targets.items()}
                 new_theta, new_slots = optimizer.new_values(
-                    flat([ops.convert_to_tensor(grads[i]) for i in indices]),
-                    flat(targets[""]),
-                    {name: flat(targets[name]) for name in optimizer._slots},
+                    _flat([_tensor(grads[i]) for i in indices], compute_dtype),
+                    _flat(tensors[""], compute_dtype),
+                    {name: _flat(tensors[name], compute_dtype) for name in optimizer._slots},
                     learning_rate.to(compute_dtype),
                     step.to(compute_dtype),
                     decays,
                     keep,
                 )
-                sizes = [t.numel() for t in targets[""]]
                 for name, value in (("", new_theta), *new_slots.items()):
-                    for target, part in zip(targets[name], value.split(sizes)):
-                        target.copy_(part.view_as(target))
+                    parts = [part.view(target.shape) for part, target in zip(value.split(sizes), tensors[name])]
+                    torch._foreach_copy_(tensors[name], parts)
         return True
+
+
+def _flat(tensors: list, dtype):
+    flat = torch.cat([tensor.reshape(-1) for tensor in tensors])
+    return flat if flat.dtype == dtype else flat.to(dtype)
+
+
+def _tensor(value):
+    return value if isinstance(value, torch.Tensor) else ops.convert_to_tensor(value)
+
+
+def _tensors(variables: list) -> list:
+    """The torch tensors behind Keras variables. Outside a stateless or
+    autocast scope that is what `variable.value` returns, without the scope
+    checks that make it cost microseconds per call."""
+    if in_stateless_scope() or get_autocast_scope() is not None:
+        return [variable.value for variable in variables]
+    return [variable._value for variable in variables]
