@@ -25,7 +25,7 @@ runs (other load on a shared machine only ever slows a run down):
 The overhead is the relative difference of the steady times. A third
 number isolates what the readings cost: the wall time spent in them after the
 first round (which compiles the statistics), per step, and as a share of the
-plain step; it is measured directly, so it does not drown in the machine's
+plain step, after the steps still queued have finished; it is measured directly, so it does not drown in the machine's
 noise the way a difference of two runs does. A markdown
 table is printed and written to `benchmarks/results/monitor_overhead_<backend>.md`
 (`..._<backend>_large.md` for the large model).
@@ -83,6 +83,9 @@ class _ReadingClock:
             n = monitor.every_n_steps
             if completed_steps // n <= monitor._last_measured // n:
                 return original(monitor, completed_steps)
+            # Wait for the steps still queued (JAX dispatches asynchronously)
+            # outside the clock: they would run with or without the monitor.
+            keras.ops.convert_to_numpy(monitor.model.optimizer.iterations)
             start = time.perf_counter()
             original(monitor, completed_steps)
             clock.seconds.append(time.perf_counter() - start)
