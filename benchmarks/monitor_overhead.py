@@ -80,8 +80,7 @@ class _ReadingClock:
         clock = self
 
         def timed(monitor, completed_steps):
-            n = monitor.every_n_steps
-            if completed_steps // n <= monitor._last_measured // n:
+            if not monitor._reading_due(completed_steps):
                 return original(monitor, completed_steps)
             # Wait for the steps still queued (JAX dispatches asynchronously)
             # outside the clock: they would run with or without the monitor.

@@ -259,11 +259,6 @@ class OptimizerMonitor(keras.callbacks.Callback):
 
     # -- helpers for subclasses ---------------------------------------------
 
-    def histogram(self, name: str, values, step: int) -> None:
-        """Write a histogram to TensorBoard as `optimizer/<name>` (if logging)."""
-        if self._writer is not None:
-            self._writer.histogram(f"optimizer/{name}", values, step)
-
     def alert(self, step: int, kind: str, value: float, message: str) -> None:
         """Log an alert line, write it to TensorBoard's Text tab, keep it in `alerts`."""
         self.alerts.append(Alert(step, kind, value, message))
@@ -297,9 +292,14 @@ class OptimizerMonitor(keras.callbacks.Callback):
         stacked = ops.stack([ops.cast(ops.reshape(v, ()), "float32") for v in scalars.values()])
         return stacked, histograms
 
-    def _maybe_measure(self, completed_steps: int) -> None:
+    def _reading_due(self, completed_steps: int) -> bool:
+        """Whether a reading falls due once `completed_steps` steps are done:
+        a multiple of `every_n_steps` was passed since the last reading."""
         n = self.every_n_steps
-        if completed_steps // n <= self._last_measured // n:
+        return completed_steps // n > self._last_measured // n
+
+    def _maybe_measure(self, completed_steps: int) -> None:
+        if not self._reading_due(completed_steps):
             return
         self._last_measured = completed_steps
         optimizer = self.model.optimizer
@@ -517,26 +517,24 @@ class UpdateRatioMonitor(OptimizerMonitor):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        # (completed steps when taken, weights then)
-        self._before: tuple[int, list] | None = None
+        # The weights before the last step ahead of the next reading.
+        self._before: list | None = None
         # Read once: on JAX, every `self.model` syncs the whole training state.
         self._steps_per_execution = getattr(self.model, "steps_per_execution", 1)
 
     def on_train_batch_begin(self, batch, logs=None):
         super().on_train_batch_begin(batch, logs)
-        completed = self._epoch_start + batch
-        ahead = completed + self._steps_per_execution
-        if ahead // self.every_n_steps > self._last_measured // self.every_n_steps:
+        if self._reading_due(self._epoch_start + batch + self._steps_per_execution):
             # The step about to run is the last before a reading.
             _sync(self.model)
             variables = telemetry.unwrap(self.model.optimizer)._trainable_variables
-            self._before = (completed, [ops.copy(ops.convert_to_tensor(v)) for v in variables])
+            self._before = [ops.copy(ops.convert_to_tensor(v)) for v in variables]
 
     def measure(self, optimizer, step: int) -> dict[str, float]:
         before, self._before = self._before, None
         if before is None:
             return {}
-        return super().measure(optimizer, step, before[1])
+        return super().measure(optimizer, step, before)
 
     def compute(self, optimizer, before):
         variables = telemetry.unwrap(optimizer)._trainable_variables

@@ -168,27 +168,38 @@ def _histogram_proto(values: Any, bins: int) -> summary_pb2.HistogramProto:
     """`bins` equal-width buckets over [min, max] of the finite values.
 
     Non-finite values are left out (a histogram of NaN has no buckets), so
-    `num` counts the finite values. `bucket_limit[i]` is bucket i's right edge,
-    the last one is `max`; a constant input gives one bucket.
+    `num` counts the finite values.
     """
     array = _to_numpy(values).astype(np.float64).ravel()
     array = array[np.isfinite(array)]
     if array.size == 0:
-        return summary_pb2.HistogramProto(min=0.0, max=0.0, num=0, sum=0.0, sum_squares=0.0)
+        return _bucketed_proto(np.zeros(bins), 0.0, 0.0, 0, 0.0, 0.0)
     low, high = float(array.min()), float(array.max())
+    counts = np.histogram(array, bins=bins, range=(low, high))[0] if low < high else None
+    return _bucketed_proto(counts, low, high, array.size, array.sum(), np.dot(array, array))
+
+
+def _bucketed_proto(counts, low, high, num, total, sum_squares) -> summary_pb2.HistogramProto:
+    """The proto of `counts` in equal-width buckets over [low, high]:
+    `bucket_limit[i]` is bucket i's right edge, the last one is `max`; a
+    constant input (`low == high`) gives one bucket, an empty one (`num` 0) none."""
+    if not num:
+        return summary_pb2.HistogramProto(min=0.0, max=0.0, num=0, sum=0.0, sum_squares=0.0)
+    low, high = float(low), float(high)
     if low == high:
-        counts, limits = np.array([array.size]), np.array([high])
+        counts, limits = np.array([float(num)]), np.array([high])
     else:
-        counts, edges = np.histogram(array, bins=bins, range=(low, high))
-        limits = edges[1:]
+        counts = np.asarray(counts, np.float64).ravel()
+        # The edges `np.histogram` uses.
+        limits = np.linspace(low, high, counts.size + 1)[1:]
     return summary_pb2.HistogramProto(
         min=low,
         max=high,
-        num=float(array.size),
-        sum=float(array.sum()),
-        sum_squares=float(np.dot(array, array)),
+        num=float(num),
+        sum=float(total),
+        sum_squares=float(sum_squares),
         bucket_limit=limits.tolist(),
-        bucket=counts.astype(np.float64).tolist(),
+        bucket=counts.tolist(),
     )
 
 
@@ -277,12 +288,7 @@ class EventWriter:
         """
         if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
             raise ValueError(f"bins must be an integer >= 1, got {bins!r}")
-        summary_value = summary_pb2.Summary.Value(
-            tag=tag,
-            histo=_histogram_proto(values, int(bins)),
-            metadata=histogram_metadata.create_summary_metadata(display_name=tag, description=""),
-        )
-        self._write_summary(summary_value, step)
+        self._write_histogram(tag, _histogram_proto(values, int(bins)), step)
 
     def bucketed_histogram(
         self,
@@ -312,19 +318,9 @@ class EventWriter:
         counts = _to_numpy(counts).astype(np.float64).ravel()
         if counts.size < 1:
             raise ValueError(f"counts must hold at least one bucket, got {counts.size}")
-        if not num:
-            histo = summary_pb2.HistogramProto(min=0.0, max=0.0, num=0, sum=0.0, sum_squares=0.0)
-        else:
-            low, high = float(low), float(high)
-            if low == high:
-                counts, limits = np.array([float(num)]), np.array([high])
-            else:
-                limits = np.linspace(low, high, counts.size + 1)[1:]
-            histo = summary_pb2.HistogramProto(
-                min=low, max=high, num=float(num), sum=float(total),
-                sum_squares=float(sum_squares), bucket_limit=limits.tolist(),
-                bucket=counts.tolist(),
-            )
+        self._write_histogram(tag, _bucketed_proto(counts, low, high, num, total, sum_squares), step)
+
+    def _write_histogram(self, tag: str, histo: summary_pb2.HistogramProto, step: int) -> None:
         summary_value = summary_pb2.Summary.Value(
             tag=tag,
             histo=histo,

@@ -205,7 +205,7 @@ class ConcatenatedStep:
         self._plan: tuple[tuple, list] | None = None
 
     def _groups(self, trainable_variables) -> list:
-        """[(compute dtype, decays, {"": variables, slot: slots}, sizes)] for
+        """[(compute dtype, decays, indices, {"": variables, slot: slots}, sizes)] for
         these variables, worked out once: a small model's step is short enough
         that regrouping every step would show."""
         key = tuple(id(variable) for variable in trainable_variables)
