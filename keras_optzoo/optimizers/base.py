@@ -241,12 +241,13 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         return clipped
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        step = ops.cast(self.iterations + 1, "float32")
         if self.nonfinite == "skip":
             self._step_is_finite = ops.all(
                 ops.stack([ops.all(ops.isfinite(g)) for g in grads])
             )
-        self.update_global_state(step)
+        if type(self).update_global_state is not ZooOptimizer.update_global_state:
+            # Only then: on torch's eager step each op here costs microseconds.
+            self.update_global_state(ops.cast(self.iterations + 1, "float32"))
         if not (
             self._run_fused(grads, trainable_variables, learning_rate)
             or self._run_xla(grads, trainable_variables, learning_rate)
