@@ -424,12 +424,15 @@ def test_fit_with_loss_scale_factor_matches_the_unscaled_fit() -> None:
     scaled, plain = make_model(), make_model()
     _fit_and_measure(scaled, make_optimizer("adam", loss_scale_factor=256.0))
     _fit_and_measure(plain, make_optimizer("adam"))
-    assert_arrays_identical(values(scaled.weights), values(plain.weights), "weights")
-    assert_arrays_identical(
-        optimizer_state(scaled.optimizer),
-        optimizer_state(plain.optimizer),
-        "optimizer state",
-    )
+    # Scaling by 256 and back is exact, but XLA (jax 0.10) may fold the
+    # unscale into the gradient's own fusion and round differently in the
+    # last bit (1.9e-9 seen); a missing unscale would be off by orders of magnitude.
+    scaled_state, plain_state = optimizer_state(scaled.optimizer), optimizer_state(plain.optimizer)
+    assert sorted(scaled_state) == sorted(plain_state)
+    pairs = list(zip(values(scaled.weights), values(plain.weights)))
+    pairs += [(scaled_state[key], plain_state[key]) for key in sorted(plain_state)]
+    for index, (a, b) in enumerate(pairs):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9, err_msg=f"array {index}")
 
 
 # -- sparse gradients (TensorFlow IndexedSlices) -------------------------------
