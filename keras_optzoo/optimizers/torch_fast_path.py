@@ -279,7 +279,7 @@ class ConcatenatedStep:
                 new_theta, new_slots = optimizer.new_values(
                     _flat([_tensor(grads[i]) for i in group.indices], compute_dtype),
                     _flat(weights, compute_dtype),
-                    {name: _as(buffer, compute_dtype) for name, buffer in group.slot_buffers.items()},
+                    {name: buffer.to(compute_dtype) for name, buffer in group.slot_buffers.items()},
                     learning_rate.to(compute_dtype),
                     step.to(compute_dtype),
                     group.decays,
@@ -292,12 +292,9 @@ class ConcatenatedStep:
 
 
 def _flat(tensors: list, dtype):
-    # One C++ call (as DDP's bucketing uses), not a reshape per tensor and a cat.
-    return _as(_flatten_dense_tensors(tensors), dtype)
-
-
-def _as(tensor, dtype):
-    return tensor if tensor.dtype == dtype else tensor.to(dtype)
+    # One C++ call (as DDP's bucketing uses), not a reshape per tensor and a
+    # cat; `.to` returns the tensor itself when the dtype already matches.
+    return _flatten_dense_tensors(tensors).to(dtype)
 
 
 def _tensor(value):
