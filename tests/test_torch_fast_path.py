@@ -110,9 +110,10 @@ def test_step_scalars_are_computed_once_not_per_element():
     assert "sum" in str(targets(split.submod_1))
 
 
-def _adam_after_slot_writes(fused: bool | None):
-    """Adam for 4 steps, a write to every `m` slot, 4 more steps; then a
-    slot given a new tensor outright, and 4 more."""
+def _adam_after_state_writes(fused: bool | None):
+    """Adam for 4 steps, a write to every `m` slot and to a weight, 4 more
+    steps; then a slot and a weight given new tensors outright, and a weight
+    given new `.data`, each followed by 4 more steps."""
     import torch
 
     optimizer = oz.get("adam", learning_rate=0.05, fused=fused)
@@ -127,19 +128,44 @@ def _adam_after_slot_writes(fused: bool | None):
     steps(4)
     for slot in optimizer._slots["m"]:
         slot.assign(rng.standard_normal(slot.shape).astype("float32"))
+    variables[0].assign(rng.standard_normal(SHAPES[0]).astype("float32"))
     steps(4)
     first_v = optimizer._slots["v"][0]
     first_v._value = torch.nn.Parameter(first_v._value.detach().clone() * 2.0, requires_grad=False)
     steps(4)
+    variables[1]._value = torch.nn.Parameter(variables[1]._value.detach().clone() * 2.0)
+    steps(4)
+    variables[2]._value.data = variables[2]._value.detach().clone() * 2.0
+    steps(4)
     return [to_numpy(v) for v in variables] + [to_numpy(v) for v in optimizer.variables]
 
 
-def test_slot_assignments_reach_the_concatenated_step():
-    """The concatenated step keeps a group's slots as views of one flat buffer.
-    An `assign` to a slot (as loading a checkpoint does) must write through
-    to it, and a slot given a new tensor must be taken up, not overwritten by
-    a stale buffer: the result equals the per-variable loop's, bit for bit."""
-    fast = _adam_after_slot_writes(fused=None)
-    plain = _adam_after_slot_writes(fused=False)
+def test_state_writes_reach_the_concatenated_step():
+    """The concatenated step keeps a group's weights and slots as views of
+    one flat buffer each. An `assign` (as loading a checkpoint does) must
+    write through to it, and a weight or slot given a new tensor (or a weight
+    new `.data`) must be taken up, not overwritten from a stale buffer: the
+    result equals the per-variable loop's, bit for bit."""
+    fast = _adam_after_state_writes(fused=None)
+    plain = _adam_after_state_writes(fused=False)
     for index, (a, b) in enumerate(zip(fast, plain)):
         np.testing.assert_array_equal(a, b, err_msg=f"state {index} differs")
+
+
+def test_weights_stay_the_parameters_layers_hold():
+    """A layer's weights keep their `Parameter` objects (the ones its
+    `torch_params` and autograd use) while the concatenated step backs them
+    with a flat buffer, and `fit` trains through them."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+    model.compile(optimizer=oz.get("momentum", learning_rate=0.1), loss="mse")
+    parameters = [variable.value for variable in model.trainable_variables]
+    x = np.random.default_rng(0).standard_normal((64, 4)).astype("float32")
+    y = x[:, :2] * 0.5
+    history = model.fit(x, y, epochs=5, batch_size=16, verbose=0)
+    assert type(model.optimizer._fused_step).__name__ == "ConcatenatedStep"
+    assert all(v.value is p for v, p in zip(model.trainable_variables, parameters))
+    assert {id(p) for p in model.parameters()} == {id(p) for p in parameters}
+    (group,) = model.optimizer._fused_step._plan[1]
+    assert all(p.untyped_storage().data_ptr() == group.weight_buffer.untyped_storage().data_ptr()
+               for p in parameters)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]

@@ -36,6 +36,7 @@ import math
 import types
 import warnings
 
+import keras
 import torch
 from keras import ops
 from keras.src.backend.common.stateless_scope import in_stateless_scope
@@ -72,9 +73,10 @@ def _step_inputs(optimizer, learning_rate):
     """Learning rate and step as float32 0-d tensors. Torch ops, not `keras.ops`
     casts, which cost tens of microseconds a step; copies, never the
     variables' own tensors, which the step goes on to write."""
-    learning_rate = _tensor(learning_rate).to(torch.float32, copy=True)
+    read = _tensor if in_stateless_scope() or get_autocast_scope() is not None else _own_tensor
+    learning_rate = read(learning_rate).to(torch.float32, copy=True)
     # `iterations` is a tensor, not the variable, under gradient accumulation.
-    step = _tensor(optimizer.iterations).to(torch.float32) + 1
+    step = read(optimizer.iterations).to(torch.float32) + 1
     return learning_rate, step, optimizer._step_is_finite
 
 
@@ -202,14 +204,27 @@ class CompiledStep:
 
 
 class _Group:
-    """Variables of one (dtype, weight-decay) group, and their slots held as
-    views of one flat buffer per slot."""
+    """Variables of one (dtype, weight-decay) group, with the weights and each
+    slot held as views of one flat buffer (one per slot, one for the weights).
+
+    A slot variable is given a `Parameter` view of its buffer outright. A
+    weight keeps its `Parameter` (layers and `torch_params` hold that
+    object, and autograd fills its `.grad`); only its `.data` is pointed into
+    the buffer, as apex and DeepSpeed do for their flat parameters. Keras
+    assigns with `copy_`, in place, so loading, resetting or any `assign`
+    writes through to the buffers.
+    """
 
     def __init__(self, optimizer, compute_dtype, decays, indices, trainable_variables) -> None:
         self.compute_dtype = compute_dtype
         self.decays = decays
         self.indices = indices
-        self.variables = [trainable_variables[i] for i in indices]
+        variables = [trainable_variables[i] for i in indices]
+        weights = [variable._value for variable in variables]
+        self.weight_buffer = _flatten_dense_tensors([weight.detach() for weight in weights])
+        for weight, part in zip(weights, _unflatten_dense_tensors(self.weight_buffer, weights)):
+            weight.data = part
+        self.weights = list(zip(variables, weights, [weight.data_ptr() for weight in weights]))
         self.slot_buffers = {}
         self.slot_views = []
         for name, slots in optimizer._slots.items():
@@ -217,24 +232,26 @@ class _Group:
             tensors = [slot._value.detach() for slot in slot_variables]
             buffer = _flatten_dense_tensors(tensors)
             for slot, part in zip(slot_variables, _unflatten_dense_tensors(buffer, tensors)):
-                # Keras assigns with `copy_`, in place, so loading, resetting
-                # or any `assign` to a slot writes through to the buffer.
                 slot._value = torch.nn.Parameter(part, requires_grad=False)
                 self.slot_views.append((slot, slot._value))
             self.slot_buffers[name] = buffer
 
-    def slots_are_views(self) -> bool:
-        """False once anything has given a slot variable a new tensor."""
-        return all(slot._value is view for slot, view in self.slot_views)
+    def is_current(self) -> bool:
+        """False once anything has given a weight or a slot a new tensor (or
+        a weight new `.data`): the buffers no longer back them."""
+        return all(
+            variable._value is weight and weight.data_ptr() == pointer
+            for variable, weight, pointer in self.weights
+        ) and all(slot._value is view for slot, view in self.slot_views)
 
 
 class ConcatenatedStep:
     """One eager `new_values` per (dtype, weight decay) group of variables.
 
-    The slots of a group live in one flat buffer per slot (the slot variables
-    hold views of it), so only gradients and weights are concatenated each
-    step and only weights are split back: for Adam that is two of the four
-    concatenations and two of the three write-backs saved.
+    The weights and slots of a group live in one flat buffer each (the
+    variables hold views of them), so each step concatenates only the
+    gradients, and writes each buffer with one `copy_`: no per-tensor
+    concatenation or split of weights or slots.
     """
 
     failed = False
@@ -248,7 +265,7 @@ class ConcatenatedStep:
         step is short enough that regrouping every step would show."""
         key = tuple(id(variable) for variable in trainable_variables)
         if self._plan is not None and self._plan[0] == key and all(
-            group.slots_are_views() for group in self._plan[1]
+            group.is_current() for group in self._plan[1]
         ):
             return self._plan[1]
         optimizer = self.optimizer
@@ -265,38 +282,48 @@ class ConcatenatedStep:
 
     def __call__(self, grads, trainable_variables, learning_rate) -> bool:
         """Apply the step; False (nothing applied) inside a stateless or
-        autocast scope, where variables do not read their own tensors."""
-        if in_stateless_scope() or get_autocast_scope() is not None:
+        autocast scope, where variables do not read their own tensors, and
+        under `torch.compile`, which fuses the per-variable loop itself."""
+        if in_stateless_scope() or get_autocast_scope() is not None or torch.compiler.is_compiling():
             return False
         optimizer = self.optimizer
         learning_rate, step, keep = _step_inputs(optimizer, learning_rate)
         with torch.no_grad():
             for group in self._groups(trainable_variables):
                 compute_dtype = group.compute_dtype
-                # Behind a Keras variable outside any scope: what `variable.value`
-                # returns, without the scope checks that cost microseconds a call.
-                weights = [variable._value for variable in group.variables]
                 new_theta, new_slots = optimizer.new_values(
                     _flat([_tensor(grads[i]) for i in group.indices], compute_dtype),
-                    _flat(weights, compute_dtype),
-                    {name: buffer.to(compute_dtype) for name, buffer in group.slot_buffers.items()},
-                    learning_rate.to(compute_dtype),
-                    step.to(compute_dtype),
+                    _cast(group.weight_buffer, compute_dtype),
+                    {name: _cast(buffer, compute_dtype) for name, buffer in group.slot_buffers.items()},
+                    _cast(learning_rate, compute_dtype),
+                    _cast(step, compute_dtype),
                     group.decays,
                     keep,
                 )
                 for name, value in new_slots.items():
                     group.slot_buffers[name].copy_(value)
-                torch._foreach_copy_(weights, _unflatten_dense_tensors(new_theta, weights))
+                group.weight_buffer.copy_(new_theta)
         return True
 
 
 def _flat(tensors: list, dtype):
-    # One C++ call (as DDP's bucketing uses), not a reshape per tensor and a
-    # cat; `.to` returns the tensor itself when the dtype already matches.
-    return _flatten_dense_tensors(tensors).to(dtype)
+    # One C++ call (as DDP's bucketing uses), not a reshape per tensor and a cat.
+    return _cast(_flatten_dense_tensors(tensors), dtype)
+
+
+def _cast(tensor, dtype):
+    # `.to` returns the tensor itself when the dtype matches, but its argument
+    # parsing alone costs microseconds, a few times a step.
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)
 
 
 def _tensor(value):
     """A torch tensor for a tensor, a Keras variable or a number."""
     return value if isinstance(value, torch.Tensor) else ops.convert_to_tensor(value)
+
+
+def _own_tensor(value):
+    """`_tensor`, reading a Keras variable's own tensor: what `variable.value`
+    returns outside stateless and autocast scopes, without the scope checks
+    that cost microseconds a call."""
+    return value._value if isinstance(value, keras.Variable) else _tensor(value)
