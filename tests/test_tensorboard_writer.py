@@ -165,6 +165,24 @@ def test_scalars_histograms_and_text_read_back_by_both_readers(tmp_path):
     assert theirs == as_lists(ours)
 
 
+def test_scalars_of_one_step_in_one_event_read_back_as_separate_scalars(tmp_path):
+    with EventWriter(tmp_path / "one_event") as one_event:
+        one_event.scalars({"a": 1.5, "b/layer": np.float32(2.0), "c": 1e-3}, step=4)
+        one_event.scalars({"a": 0.5}, step=8)
+        one_event.scalars({}, step=9)
+    with EventWriter(tmp_path / "separate") as writer:
+        writer.scalar("a", 1.5, 4)
+        writer.scalar("b/layer", 2.0, 4)
+        writer.scalar("c", 1e-3, 4)
+        writer.scalar("a", 0.5, 8)
+    summaries = [event_pb2.Event.FromString(r) for r in _records(one_event.path)]
+    assert [len(e.summary.value) for e in summaries if e.HasField("summary")] == [3, 1]
+    ours = read_events(tmp_path / "one_event")
+    assert ours == read_events(tmp_path / "separate")
+    assert ours["scalars"]["c"] == [(4, float(np.float32(1e-3)))]
+    assert tensorboard_view(tmp_path / "one_event") == tensorboard_view(tmp_path / "separate")
+
+
 def test_tensorboard_ui_migration_keeps_every_count(tmp_path):
     """The dashboards see `histo` through `data_compat`: buckets must survive it."""
     from tensorboard import data_compat
