@@ -23,10 +23,12 @@ runs (other load on a shared machine only ever slows a run down):
     the step again with recording on and for compiling the statistics.
 
 The overhead is the relative difference of the steady times. A third
-number isolates what the readings cost: the wall time spent in them after the
-first round (which compiles the statistics), per step, and as a share of the
-plain step, after the steps still queued have finished; it is measured directly, so it does not drown in the machine's
-noise the way a difference of two runs does. A markdown
+number isolates what the readings cost: the wall time spent in them
+(`UpdateRatioMonitor`'s weight copy the step before included, and on JAX the
+state sync they force) after the first round (which compiles the
+statistics), per step, and as a share of the plain step, after the steps
+still queued have finished; it is measured directly, so it does not drown in
+the machine's noise the way a difference of two runs does. A markdown
 table is printed and written to `benchmarks/results/monitor_overhead_<backend>.md`
 (`..._<backend>_large.md` for the large model).
 """
@@ -67,35 +69,58 @@ OPTIMIZERS = {
 
 class _ReadingClock:
     """Wall time spent in the monitors' readings (`_maybe_measure` calls that
-    measure), which a run's end-to-end difference only shows through the noise."""
+    measure, and `UpdateRatioMonitor`'s weight copy before the step ahead of
+    each), which a run's end-to-end difference only shows through the noise.
+    On JAX it includes the state sync a reading forces."""
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
-        self._original = None
+        self.copy_seconds: list[float] = []
+        self._originals = None
 
     def __enter__(self):
         from keras_optzoo.callbacks import monitors
 
-        original = self._original = monitors.OptimizerMonitor._maybe_measure
+        measure = monitors.OptimizerMonitor._maybe_measure
+        copy = monitors.UpdateRatioMonitor._copy_weights
+        self._originals = (measure, copy)
         clock = self
 
-        def timed(monitor, completed_steps):
+        def timed_measure(monitor, completed_steps):
             if not monitor._reading_due(completed_steps):
-                return original(monitor, completed_steps)
-            # Wait for the steps still queued (JAX dispatches asynchronously)
-            # outside the clock: they would run with or without the monitor.
-            keras.ops.convert_to_numpy(monitor.model.optimizer.iterations)
+                return measure(monitor, completed_steps)
+            _drain(monitor)
             start = time.perf_counter()
-            original(monitor, completed_steps)
+            measure(monitor, completed_steps)
             clock.seconds.append(time.perf_counter() - start)
 
-        monitors.OptimizerMonitor._maybe_measure = timed
+        def timed_copy(monitor):
+            _drain(monitor)
+            start = time.perf_counter()
+            copy(monitor)
+            clock.copy_seconds.append(time.perf_counter() - start)
+
+        monitors.OptimizerMonitor._maybe_measure = timed_measure
+        monitors.UpdateRatioMonitor._copy_weights = timed_copy
         return self
 
     def __exit__(self, *exc_info):
         from keras_optzoo.callbacks import monitors
 
-        monitors.OptimizerMonitor._maybe_measure = self._original
+        monitors.OptimizerMonitor._maybe_measure, monitors.UpdateRatioMonitor._copy_weights = self._originals
+
+
+def _drain(monitor) -> None:
+    """Wait for the steps still queued (JAX dispatches asynchronously), outside
+    the clock: they would run with or without the monitor. On JAX without
+    syncing the state into the variables, which the reading itself must pay."""
+    state = getattr(monitor._model, "_jax_state", None)
+    if state:
+        import jax
+
+        jax.block_until_ready(state)
+    else:
+        keras.ops.convert_to_numpy(monitor._model.optimizer.iterations)
 
 
 class _Clock(keras.callbacks.Callback):
@@ -180,7 +205,7 @@ def run_once(
         model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
     steps = len(x) // BATCH_SIZE
     # Readings after the first round (which compiles the statistics), per step.
-    later = readings.seconds[len(_monitors(config, log_dir)):]
+    later = readings.seconds[len(_monitors(config, log_dir)):] + readings.copy_seconds[1:]
     per_step = sum(later) / max(1, steps - EVERY_N_STEPS)
     return (clock.end - clock.steady_start) / (steps - STEADY_FROM), clock.end - start, per_step
 

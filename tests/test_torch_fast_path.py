@@ -63,8 +63,8 @@ def test_auto_compiles_large_models_only():
     from keras_optzoo.optimizers import torch_fast_path
 
     small = [keras.Variable(np.zeros((10, 10), "float32"))]
-    mid = [keras.Variable(np.zeros((512, 512), "float32"))] * 2
-    large = [keras.Variable(np.zeros((1024, 1024), "float32"))]
+    mid = [keras.Variable(np.zeros((256, 200), "float32"))] * 2
+    large = [keras.Variable(np.zeros((256, 256), "float32"))] * 2
     choose = torch_fast_path.choose_executor
     assert isinstance(choose(oz.get("adam"), small), torch_fast_path.ConcatenatedStep)
     assert choose(oz.get("adam"), mid) is None

@@ -542,10 +542,13 @@ class UpdateRatioMonitor(OptimizerMonitor):
     def on_train_batch_begin(self, batch, logs=None):
         super().on_train_batch_begin(batch, logs)
         if self._reading_due(self._epoch_start + batch + self._steps_per_execution):
-            # The step about to run is the last before a reading. One
-            # compiled copy: eager JAX dispatches each copy for ~100 us.
-            _sync(self.model)
-            self._before = self._compiled(_copy_weights, self.model.optimizer)()
+            # The step about to run is the last before a reading.
+            self._copy_weights()
+
+    def _copy_weights(self) -> None:
+        # One compiled copy: eager JAX dispatches each copy for ~100 us.
+        _sync(self.model)
+        self._before = self._compiled(_copy_weights, self.model.optimizer)()
 
     def measure(self, optimizer, step: int) -> dict[str, float]:
         before, self._before = self._before, None
