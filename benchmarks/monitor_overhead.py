@@ -118,7 +118,9 @@ def _drain(monitor) -> None:
     if state:
         import jax
 
-        jax.block_until_ready(state)
+        # A Keras `TrackedDict` is no pytree: `block_until_ready` would
+        # return at once on it.
+        jax.block_until_ready([a for arrays in state.values() if arrays for a in arrays])
     else:
         keras.ops.convert_to_numpy(monitor._model.optimizer.iterations)
 

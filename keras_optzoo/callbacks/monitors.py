@@ -149,16 +149,27 @@ def _device_histogram(values) -> dict[str, Any]:
     width = (high - low) / _HISTOGRAM_BINS
     # Masked before dividing: a constant or all-non-finite input has no width.
     safe_width = ops.where(width > 0, width, 1.0)
-    counts, count, total, sum_squares = 0.0, 0.0, 0.0, 0.0
+    counts, total, sum_squares = 0.0, 0.0, 0.0
     for ok, part in zip(finite, zeroed):
-        weights = ops.cast(ok, "float32")
-        position = ops.where(ok, (part - low) / safe_width, 0.0)
-        buckets = ops.cast(ops.clip(ops.floor(position), 0, _HISTOGRAM_BINS - 1), "int32")
-        counts = counts + ops.segment_sum(weights, buckets, num_segments=_HISTOGRAM_BINS)
-        count = count + ops.sum(weights)
+        bucket = ops.clip(ops.floor((part - low) / safe_width), 0, _HISTOGRAM_BINS - 1)
+        # Non-finite entries go to one more bucket, left out of the counts.
+        counts = counts + _bucket_counts(ops.cast(ops.where(ok, bucket, _HISTOGRAM_BINS), "int32"))
         total = total + ops.sum(part)
         sum_squares = sum_squares + ops.sum(ops.square(part))
-    return {"summary": ops.stack([low, high, count, total, sum_squares]), "counts": counts}
+    counts = counts[:_HISTOGRAM_BINS]
+    return {"summary": ops.stack([low, high, ops.sum(counts), total, sum_squares]), "counts": counts}
+
+
+def _bucket_counts(buckets):
+    """How many of `buckets` (int32 in [0, _HISTOGRAM_BINS]) are each value,
+    as float32. `bincount` is a counting loop on TensorFlow and torch (5-7x
+    faster there than a segment sum); Keras cannot trace it on JAX (its
+    length depends on the values), where XLA's scatter-add is fast."""
+    size = _HISTOGRAM_BINS + 1
+    if keras.backend.backend() == "jax":
+        return ops.segment_sum(ops.ones_like(buckets, "float32"), buckets, num_segments=size)
+    # Every value is below `size`, so the result has exactly `size` entries.
+    return ops.reshape(ops.cast(ops.bincount(buckets, minlength=size), "float32"), (size,))
 
 
 def _percentile_name(q: float) -> str:
