@@ -559,7 +559,7 @@ class UpdateRatioMonitor(OptimizerMonitor):
     def _copy_weights(self) -> None:
         # One compiled copy: eager JAX dispatches each copy for ~100 us.
         _sync(self.model)
-        self._before = self._compiled(_copy_weights, self.model.optimizer)()
+        self._before = self._compiled(_weight_copies, self.model.optimizer)()
 
     def measure(self, optimizer, step: int) -> dict[str, float]:
         before, self._before = self._before, None
@@ -740,7 +740,7 @@ class LearningRateMonitor(OptimizerMonitor):
         return {"learning_rate": optimizer.learning_rate}, {}
 
 
-def _copy_weights(optimizer) -> list:
+def _weight_copies(optimizer) -> list:
     """A copy of each of the optimizer's trainable variables (new buffers: on
     JAX the next step donates the variables' own)."""
     return [ops.copy(ops.convert_to_tensor(v)) for v in telemetry.unwrap(optimizer)._trainable_variables]
