@@ -21,11 +21,10 @@ policy), so no algorithm file knows about them:
   and constants (bias corrections and the like) is split off and computed
   once per step first (`hoist_step_scalars`), not once per element.
 * `ConcatenatedStep` (models of small tensors under `fused=None`, elementwise
-  algorithms):
-  the gradients and variables of each (dtype, weight-decay) group are
+  algorithms): the gradients of each (dtype, weight-decay) group are
   concatenated into one flat tensor and `new_values` runs once per group, on
-  slots that live in one flat buffer per slot (the slot variables hold views
-  of it). A small model's step is bound by kernel launches, not memory, and
+  weights and slots that live in one flat buffer each (the variables hold
+  views of them). A small model's step is bound by kernel launches, not memory, and
   this cuts them from about fifteen per variable to about fifteen per step.
 """
 
