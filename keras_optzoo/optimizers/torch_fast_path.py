@@ -77,7 +77,7 @@ def _step_inputs(optimizer, learning_rate):
     """Learning rate and step as float32 0-d tensors. Torch ops, not `keras.ops`
     casts, which cost tens of microseconds a step; copies, never the
     variables' own tensors, which the step goes on to write."""
-    read = _tensor if in_stateless_scope() or get_autocast_scope() is not None else _own_tensor
+    read = _reader()
     learning_rate = read(learning_rate).to(torch.float32, copy=True)
     # `iterations` is a tensor, not the variable, under gradient accumulation.
     step = read(optimizer.iterations).to(torch.float32) + 1
@@ -183,11 +183,12 @@ class CompiledStep:
         if self.failed:
             return False
         optimizer = self.optimizer
+        read = _reader()
         slot_names = tuple(optimizer._slots)
-        slot_lists = [[slot.value for slot in optimizer._slots[name]] for name in slot_names]
-        variables = [variable.value for variable in trainable_variables]
+        slot_lists = [[read(slot) for slot in optimizer._slots[name]] for name in slot_names]
+        variables = [read(variable) for variable in trainable_variables]
         decays = tuple(optimizer._decays(variable) for variable in trainable_variables)
-        grads = [ops.convert_to_tensor(g) for g in grads]
+        grads = [_tensor(g) for g in grads]
         try:
             with torch.no_grad():
                 self._compiled(
@@ -331,3 +332,9 @@ def _own_tensor(value):
     returns outside stateless and autocast scopes, without the scope checks
     that cost microseconds a call."""
     return value._value if isinstance(value, keras.Variable) else _tensor(value)
+
+
+def _reader():
+    """`_own_tensor`, or inside a stateless or autocast scope (where a
+    variable's value is not its own tensor) `_tensor`."""
+    return _tensor if in_stateless_scope() or get_autocast_scope() is not None else _own_tensor
