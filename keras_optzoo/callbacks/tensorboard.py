@@ -257,7 +257,7 @@ class EventWriter:
             step: The global step (x axis).
         """
         summary_value = summary_pb2.Summary.Value(tag=tag, simple_value=_to_float(value))
-        self._write_summary(summary_value, step)
+        self._write_summary([summary_value], step)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         """Log several scalars of one step as one event (one record to frame
@@ -325,7 +325,7 @@ class EventWriter:
             histo=histo,
             metadata=histogram_metadata.create_summary_metadata(display_name=tag, description=""),
         )
-        self._write_summary(summary_value, step)
+        self._write_summary([summary_value], step)
 
     def text(self, tag: str, text: str, step: int) -> None:
         """Log a string, shown (as Markdown) in TensorBoard's Text dashboard.
@@ -345,7 +345,7 @@ class EventWriter:
             tensor=tensor,
             metadata=text_metadata.create_summary_metadata(display_name=tag, description=""),
         )
-        self._write_summary(summary_value, step)
+        self._write_summary([summary_value], step)
 
     def flush(self) -> None:
         """Write every pending event to disk."""
@@ -373,10 +373,8 @@ class EventWriter:
 
     # -- internals ----------------------------------------------------------
 
-    def _write_summary(self, summary_values, step: int) -> None:
-        """One event of a `Summary.Value` or a list of them."""
-        if isinstance(summary_values, summary_pb2.Summary.Value):
-            summary_values = [summary_values]
+    def _write_summary(self, summary_values: list, step: int) -> None:
+        """One event of the `Summary.Value`s."""
         event = event_pb2.Event(
             wall_time=time.time(),
             step=_to_step(step),

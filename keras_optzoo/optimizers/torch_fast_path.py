@@ -73,11 +73,11 @@ def _compute_dtype(dtype):
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _step_inputs(optimizer, learning_rate):
-    """Learning rate and step as float32 0-d tensors. Torch ops, not `keras.ops`
-    casts, which cost tens of microseconds a step; copies, never the
-    variables' own tensors, which the step goes on to write."""
-    read = _reader()
+def _step_inputs(optimizer, learning_rate, read):
+    """Learning rate and step as float32 0-d tensors (`read`: the caller's
+    `_reader()`). Torch ops, not `keras.ops` casts, which cost tens of
+    microseconds a step; copies, never the variables' own tensors, which the
+    step goes on to write."""
     learning_rate = read(learning_rate).to(torch.float32, copy=True)
     # `iterations` is a tensor, not the variable, under gradient accumulation.
     step = read(optimizer.iterations).to(torch.float32) + 1
@@ -193,7 +193,7 @@ class CompiledStep:
             with torch.no_grad():
                 self._compiled(
                     optimizer, grads, variables, slot_lists, slot_names, decays,
-                    *_step_inputs(optimizer, learning_rate),
+                    *_step_inputs(optimizer, learning_rate, read),
                 )
         except Exception as error:  # noqa: BLE001 - any compiler failure means "run eagerly"
             # Compilation fails before any kernel runs, so nothing was written.
@@ -292,7 +292,8 @@ class ConcatenatedStep:
         if in_stateless_scope() or get_autocast_scope() is not None or torch.compiler.is_compiling():
             return False
         optimizer = self.optimizer
-        learning_rate, step, keep = _step_inputs(optimizer, learning_rate)
+        # Outside any scope (checked above): the variables' own tensors.
+        learning_rate, step, keep = _step_inputs(optimizer, learning_rate, _own_tensor)
         with torch.no_grad():
             for group in self._groups(trainable_variables):
                 compute_dtype = group.compute_dtype
