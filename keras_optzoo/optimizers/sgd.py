@@ -87,7 +87,9 @@ class SGD(ZooOptimizer):
         if mu == 0:
             return theta - lr * g, {}
         if self.lr_inside_velocity:
-            v = mu * slots["momentum"] - lr * (1.0 - tau) * g
+            # Eager torch pays for every op, a multiply by 1 included.
+            gradient_scale = lr * (1.0 - tau) if tau else lr
+            v = mu * slots["momentum"] - gradient_scale * g
             step = mu * v - lr * g if self.nesterov else v
             return theta + step, {"momentum": v}
         b = ops.where(t == 1.0, g, mu * slots["momentum"] + (1.0 - tau) * g)

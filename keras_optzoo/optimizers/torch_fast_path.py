@@ -80,7 +80,8 @@ def _step_inputs(optimizer, learning_rate, read):
     step goes on to write."""
     learning_rate = read(learning_rate).to(torch.float32, copy=True)
     # `iterations` is a tensor, not the variable, under gradient accumulation.
-    step = read(optimizer.iterations).to(torch.float32) + 1
+    # One op: an integer tensor plus a Python float is a float tensor.
+    step = torch.add(read(optimizer.iterations), 1.0)
     return learning_rate, step, optimizer._step_is_finite
 
 
@@ -110,6 +111,19 @@ def _is_scalar_tensor(node) -> bool:
 def _is_in_place(node) -> bool:
     name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
     return name.endswith("_") and not name.endswith("__")
+
+
+# Arithmetic that costs about a cycle per vector inside a loop: cheaper to
+# repeat per element than to pay for a second compiled function per step.
+_CHEAP_SCALAR_OPS = frozenset(
+    {"add", "sub", "mul", "neg", "truediv", "div", "eq", "ne", "lt", "le", "gt", "ge",
+     "to", "float", "type", "clone", "where", "rsub", "radd", "rmul"}
+)
+
+
+def _is_cheap(node) -> bool:
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    return name.strip("_") in _CHEAP_SCALAR_OPS
 
 
 class _CompileOnFirstCall(torch.nn.Module):
@@ -150,7 +164,7 @@ def hoist_step_scalars(graph_module, example_inputs):
             and all(argument in scalars for argument in node.all_input_nodes)
         ):
             scalars.add(node)
-    if not any(node.op != "placeholder" for node in scalars):
+    if all(node.op == "placeholder" or _is_cheap(node) for node in scalars):
         return compile_fx(graph_module, example_inputs)
     split = split_module(graph_module, None, lambda node: 0 if node in scalars else 1)
     split.submod_0 = _CompileOnFirstCall(split.submod_0)
