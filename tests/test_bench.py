@@ -215,6 +215,7 @@ def test_after_timing_comparison_flags_a_skipped_tensor():
 def test_fit_benchmark_reports_both_optimizers(quick_run):
     results, markdown, _ = quick_run
     (fit,) = results["fit"]
+    assert fit["algorithm"] == "adam"
     assert set(fit["ms"]) == {"ours", "keras_core"}
     for key, samples in fit["samples_ms"].items():
         assert len(samples) == fit["steps"]
@@ -222,6 +223,19 @@ def test_fit_benchmark_reports_both_optimizers(quick_run):
     assert fit["core/ours"] == pytest.approx(fit["ms"]["keras_core"] / fit["ms"]["ours"])
     (shown,) = _markdown_table(markdown, "model")
     assert float(shown["core/ours"]) == pytest.approx(fit["core/ours"], abs=0.006)
+
+
+def test_fit_races_each_algorithm_against_keras_core_at_its_convention():
+    from keras_optzoo.bench import fit
+
+    made = {key: make() for key, make in fit._optimizers("momentum").items()}
+    assert type(made["ours"]).__module__.startswith("keras_optzoo")
+    for optimizer in made.values():
+        assert float(optimizer.learning_rate) == pytest.approx(0.01)
+        assert optimizer.momentum == 0.9
+    result = fit.time_fit(fit.QUICK_FIT_MODELS[0], warmup=1, steps=2, algorithm="momentum")
+    assert result["algorithm"] == "momentum"
+    assert [len(samples) for samples in result["samples_ms"].values()] == [2, 2]
 
 
 def test_targets_are_judged_on_the_reported_ratios(quick_run):
@@ -279,6 +293,7 @@ def test_parse_count(text, value):
     (["--params", "10M,100M", "--tensors", "20"], "one count per --params entry"),
     (["--params", "10", "--tensors", "20"], "exceeds --params"),
     (["--repeats", "0"], "--repeats: must be an integer >= 1"),
+    (["--fit", "--fit-optimizers", "adabelief"], "'adabelief' has no keras core version"),
 ])
 def test_bad_arguments_exit_2(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:

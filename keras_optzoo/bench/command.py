@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from keras_optzoo.bench.algorithms import DEFAULT_OPTIMIZERS
+from keras_optzoo.bench.algorithms import ALGORITHMS, DEFAULT_OPTIMIZERS
 from keras_optzoo.cli import parameter_count, positive_int
 
 #: Tensor counts for the issue's standard sizes; other sizes: one per million.
@@ -66,7 +66,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="benchmarks/results",
                         help="directory for the .md and .json results (default %(default)s)")
     parser.add_argument("--fit", action="store_true",
-                        help="also time model.fit steps, ours vs keras core Adam")
+                        help="also time model.fit steps, ours vs keras core")
+    parser.add_argument("--fit-optimizers", type=_names, default=["adam"],
+                        help="comma-separated algorithms timed in model.fit, each one keras "
+                        "core also has (default: adam)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes and one repeat of one step (for tests)")
     parser.add_argument("--summary", action="store_true",
@@ -111,6 +114,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             registry.entry(name)
         except ValueError as error:
             parser.error(f"--optimizers: {error}")
+    for name in args.fit_optimizers:
+        if name not in ALGORITHMS or ALGORITHMS[name].keras_core is None:
+            with_core = ",".join(n for n, a in ALGORITHMS.items() if a.keras_core)
+            parser.error(f"--fit-optimizers: {name!r} has no keras core version to race; "
+                         f"choose from {with_core}")
     sizes = _sizes(args, parser)
 
     from keras_optzoo.bench import suite
@@ -122,6 +130,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         warmup=1 if args.quick else args.warmup,
         steps=1 if args.quick else args.steps,
         fit=args.fit,
+        fit_optimizers=args.fit_optimizers,
         quick=args.quick,
     )
     results = suite.run(settings, log=lambda line: print(line, flush=True))

@@ -1,4 +1,5 @@
-"""Step time inside `model.fit`: ours against keras core's Adam on one model.
+"""Step time inside `model.fit`: ours against keras core's version of one
+algorithm, on one model.
 
 An isolated optimizer step can be fast while `fit` is not (a fast path that
 `fit`'s compiled train step never takes, a host sync, a retrace). So both
@@ -59,18 +60,21 @@ class _BatchClock(keras.callbacks.Callback):
         self.stamps.append(time.perf_counter())
 
 
-def _optimizers() -> dict[str, Any]:
+def _optimizers(algorithm: str) -> dict[str, Any]:
+    from keras_optzoo.bench.algorithms import ALGORITHMS
     from keras_optzoo.optimizers import get
 
-    # The same math on both sides: keras core's ε placement, the same ε.
-    return {
-        "ours": lambda: get("adam", learning_rate=1e-3, epsilon=1e-7, epsilon_hat=True),
-        "keras_core": lambda: keras.optimizers.Adam(learning_rate=1e-3, epsilon=1e-7),
-    }
+    # The same math on both sides: ours at keras core's convention (its ε
+    # placement for Adam), every hyperparameter spelled out for both.
+    pairing = ALGORITHMS[algorithm].keras_core
+    ours = ALGORITHMS[algorithm].ours_kwargs("keras_core")
+    return {"ours": lambda: get(algorithm, **ours), "keras_core": pairing.peer.build}
 
 
-def time_fit(spec: FitModel, warmup: int, steps: int, repeats: int = 1) -> dict[str, Any]:
-    """Median `fit` step time of our Adam and keras core's on `spec`.
+def time_fit(
+    spec: FitModel, warmup: int, steps: int, repeats: int = 1, algorithm: str = "adam"
+) -> dict[str, Any]:
+    """Median `fit` step time of our `algorithm` and keras core's on `spec`.
 
     Args:
         spec: the model and batch size.
@@ -78,9 +82,10 @@ def time_fit(spec: FitModel, warmup: int, steps: int, repeats: int = 1) -> dict[
         steps: batches timed.
         repeats: alternating `fit` runs per optimizer (the medians are pooled),
             so that a burst of load on a shared machine hits both.
+        algorithm: a name in `algorithms.ALGORITHMS` with a keras core pairing.
 
     Returns:
-        `{"model", "parameters", "batch_size", "steps", "ms": {key: median},
+        `{"algorithm", "model", "parameters", "batch_size", "steps", "ms": {key: median},
         "samples_ms": {key: [...]}, "core/ours": ratio}`.
     """
     rng = np.random.default_rng(0)
@@ -91,7 +96,7 @@ def time_fit(spec: FitModel, warmup: int, steps: int, repeats: int = 1) -> dict[
     initial_weights = spec.build().get_weights()
     intervals: dict[str, list[float]] = {}
     for _ in range(repeats):
-        for key, make in _optimizers().items():
+        for key, make in _optimizers(algorithm).items():
             model = spec.build()
             model.set_weights(initial_weights)
             model.compile(optimizer=make(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -102,6 +107,7 @@ def time_fit(spec: FitModel, warmup: int, steps: int, repeats: int = 1) -> dict[
             intervals.setdefault(key, []).extend(np.diff(stamps).tolist())
     ms = {key: 1e3 * statistics.median(values) for key, values in intervals.items()}
     return {
+        "algorithm": algorithm,
         "model": spec.name,
         "parameters": spec.parameter_count(),
         "batch_size": spec.batch_size,

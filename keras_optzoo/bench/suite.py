@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -67,6 +68,8 @@ class Settings:
         steps: steps per timed repeat, or None to choose per contender so
             that a repeat lasts about `REPEAT_SECONDS`.
         fit: also time `model.fit` steps.
+        fit_optimizers: the algorithms timed in `fit` (each with a keras core
+            version to race).
         quick: tiny fit models (for tests).
         seed: seed of the parameters and gradients.
     """
@@ -80,6 +83,7 @@ class Settings:
     quick: bool = False
     seed: int = 0
     fit_steps: int = field(default=20)
+    fit_optimizers: list[str] = field(default_factory=lambda: ["adam"])
 
 
 def tensor_sizes(parameters: int, tensors: int) -> list[int]:
@@ -320,10 +324,10 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any
     if settings.fit:
         models = fit.QUICK_FIT_MODELS if settings.quick else fit.FIT_MODELS
         fit_steps = 2 if settings.quick else settings.fit_steps
-        for spec in models:
+        for algorithm, spec in itertools.product(settings.fit_optimizers, models):
             result = fit.time_fit(spec, warmup=max(1, settings.warmup), steps=fit_steps,
-                                  repeats=1 if settings.quick else 2)
-            log(f"fit {spec.name}: ours {result['ms']['ours']:.3g} ms, keras core "
+                                  repeats=1 if settings.quick else 2, algorithm=algorithm)
+            log(f"fit {algorithm} {spec.name}: ours {result['ms']['ours']:.3g} ms, keras core "
                 f"{result['ms']['keras_core']:.3g} ms")
             fit_results.append(result)
     return {
