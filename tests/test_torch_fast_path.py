@@ -110,6 +110,30 @@ def test_step_scalars_are_computed_once_not_per_element():
     assert "sum" in str(targets(split.submod_1))
 
 
+def test_cheap_step_scalars_stay_in_one_compiled_function():
+    """`lr * (1 - τ)` costs a multiply per vector inside the loop, less than a
+    second compiled function costs per step: no split without a `pow` or the like."""
+    import torch
+
+    from keras_optzoo.optimizers import torch_fast_path
+
+    compiled_graphs = []
+
+    def capture(graph_module, example_inputs):
+        compiled = torch_fast_path.hoist_step_scalars(graph_module, example_inputs)
+        compiled_graphs.append(compiled)
+        return compiled
+
+    def momentum(x, velocity, lr):
+        return x + (0.9 * velocity - lr * (1.0 - 0.1) * x)
+
+    x, velocity, lr = torch.linspace(-1.0, 1.0, 1000), torch.ones(1000), torch.tensor(0.01)
+    result = torch.compile(momentum, backend=capture, fullgraph=True)(x, velocity, lr)
+    torch.testing.assert_close(result, momentum(x, velocity, lr), rtol=1e-6, atol=0)
+    (compiled,) = compiled_graphs
+    assert not hasattr(compiled, "submod_0")
+
+
 def _adam_after_state_writes(fused: bool | None):
     """Adam for 4 steps, a write to every `m` slot and to a weight, 4 more
     steps; then a slot and a weight given new tensors outright, and a weight
