@@ -193,3 +193,62 @@ def test_weights_stay_the_parameters_layers_hold():
     assert all(p.untyped_storage().data_ptr() == group.weight_buffer.untyped_storage().data_ptr()
                for p in parameters)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+
+
+def _momentum_with_changes(fused: bool | None, direct_calls: list | None = None):
+    """Momentum SGD (weight decay on) for 5 steps; 5 with non-contiguous
+    gradients; 5 after `momentum` changes; 5 after a slot gets a new tensor."""
+    import torch
+
+    optimizer = oz.get("momentum", learning_rate=0.05, weight_decay=0.1, fused=fused)
+    rng = np.random.default_rng(2)
+    shapes = [(6, 4), (4,), (5, 3)]
+    variables = [keras.Variable(rng.standard_normal(shape).astype("float32")) for shape in shapes]
+
+    def steps(count, transposed=False):
+        for _ in range(count):
+            grads = []
+            for v in variables:
+                if transposed and len(v.shape) == 2:
+                    grads.append(torch.tensor(rng.standard_normal(v.shape[::-1]), dtype=torch.float32).T)
+                else:
+                    grads.append(torch.tensor(rng.standard_normal(v.shape), dtype=torch.float32))
+            optimizer.apply(grads, variables)
+            if direct_calls is not None:
+                direct_calls.append(optimizer._fused_step._direct is not None)
+
+    steps(5)
+    steps(5, transposed=True)
+    optimizer.momentum = 0.5
+    steps(5)
+    slot = optimizer._slots["momentum"][0]
+    slot._value = torch.nn.Parameter(slot._value.detach().clone() * 2.0, requires_grad=False)
+    steps(5)
+    return [to_numpy(v) for v in variables] + [to_numpy(v) for v in optimizer.variables], optimizer
+
+
+def test_compiled_step_called_directly_follows_every_change():
+    """After its first step the compiled step calls its graph past Dynamo
+    (`_DirectCall`). A change Dynamo would guard on (gradient strides, a
+    hyperparameter set by hand) must go back through Dynamo and recompile,
+    not fail over to the eager loop, and a slot's new tensor must be read:
+    the trajectory matches the per-variable loop's."""
+    import torch
+
+    direct_calls = []
+    compiled, optimizer = _momentum_with_changes(fused=True, direct_calls=direct_calls)
+    plain, _ = _momentum_with_changes(fused=False)
+    for index, (a, b) in enumerate(zip(compiled, plain)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=f"state {index} differs")
+    step = optimizer._fused_step
+    assert not step.failed and all(direct_calls)
+
+    dynamo_entries = []
+    original = step._compiled
+    step._compiled = lambda *args: dynamo_entries.append(1) or original(*args)
+    grads = [torch.ones(v.shape) for v in optimizer._trainable_variables]
+    optimizer.apply(grads, optimizer._trainable_variables)
+    assert not dynamo_entries  # the layout and hyperparameters compiled last: direct
+    optimizer.momentum = 0.9
+    optimizer.apply(grads, optimizer._trainable_variables)
+    assert dynamo_entries == [1]
