@@ -3,7 +3,9 @@
 150 steps, non-default hyperparameters, gradients that change sign and span
 1e-3..1e2; parameters AND every slot are compared at every step, eagerly and
 through the backend's compiled path: XLA on TensorFlow and JAX, the
-torch.compile fused step (`fused=True`) on torch.
+torch.compile fused step (`fused=True`) on torch; on torch also through the
+executor `fused=None` picks for the problem (in-place `_foreach` for SGD,
+the concatenated step for the others).
 """
 
 from __future__ import annotations
@@ -49,14 +51,17 @@ def test_table_covers_every_registered_name():
 
 
 @pytest.mark.parametrize("case", cases())
-@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
-def test_matches_reference_for_150_steps(case: Case, compiled: bool):
+@pytest.mark.parametrize("executor", ["eager", "compiled", "default"])
+def test_matches_reference_for_150_steps(case: Case, executor: str):
+    if executor == "default" and BACKEND != "torch":
+        pytest.skip("only torch's default executor differs from its eager and compiled ones")
+    compiled = executor == "compiled"
     params0, grads = make_problem(seed=0, steps=STEPS)
     # Keras runs the optimizer eagerly on torch; our compiled path there is `fused`.
-    fused = {"fused": compiled} if BACKEND == "torch" else {}
-    optimizer = oz.get(case.name, **case.kwargs, **fused)
+    fused = {"fused": {"eager": False, "compiled": True, "default": None}[executor]}
+    optimizer = oz.get(case.name, **case.kwargs, **(fused if BACKEND == "torch" else {}))
     ours = run_zoo(optimizer, params0, grads, compiled=compiled)
-    if compiled and fused:
+    if compiled and BACKEND == "torch":
         assert type(optimizer._fused_step).__name__ == "CompiledStep"
         assert not optimizer._fused_step.failed
     assert_trajectories_match(case, ours, reference_trajectory(case, params0, grads))

@@ -143,7 +143,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         whose gradients contain a NaN or inf changes no weight, slot or step
         counter and increments `skipped_steps`).
       fused: the torch backend's fast paths (`torch_fast_path`). `None`
-        (default): a `torch.compile`d step for models of at least 2**20
+        (default): SGD's in-place `_foreach` form for float32 weights on
+        the CPU; else a `torch.compile`d step for models of at least 2**17
         parameters (compiling takes seconds to a minute on the first step),
         one eager pass over all variables concatenated for smaller models
         of small tensors (under 2**15 elements on average), else the loop.
