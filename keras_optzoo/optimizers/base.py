@@ -144,7 +144,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         counter and increments `skipped_steps`).
       fused: the torch backend's fast paths (`torch_fast_path`). `None`
         (default): SGD's in-place `_foreach` form for float32 weights on
-        the CPU; else a `torch.compile`d step for models of at least 2**17
+        the CPU (with momentum, under 2**17 parameters); else a
+        `torch.compile`d step for models of at least 2**17
         parameters (compiling takes seconds to a minute on the first step),
         one eager pass over all variables concatenated for smaller models
         of small tensors (under 2**15 elements on average), else the loop.
