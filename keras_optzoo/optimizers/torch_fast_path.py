@@ -370,7 +370,7 @@ class InPlaceStep:
         """Apply the step; False (nothing applied) inside a stateless or
         autocast scope, under `torch.compile`, or for gradients that are not
         float32 (the per-variable loop casts them)."""
-        if in_stateless_scope() or get_autocast_scope() is not None or torch.compiler.is_compiling():
+        if not _writes_own_tensors():
             return False
         grads = [_tensor(g) for g in grads]
         if any(g.dtype != torch.float32 for g in grads):
@@ -474,7 +474,7 @@ class ConcatenatedStep:
         """Apply the step; False (nothing applied) inside a stateless or
         autocast scope, where variables do not read their own tensors, and
         under `torch.compile`, which fuses the per-variable loop itself."""
-        if in_stateless_scope() or get_autocast_scope() is not None or torch.compiler.is_compiling():
+        if not _writes_own_tensors():
             return False
         optimizer = self.optimizer
         # Outside any scope (checked above): the variables' own tensors.
@@ -518,6 +518,15 @@ def _own_tensor(value):
     returns outside stateless and autocast scopes, without the scope checks
     that cost microseconds a call."""
     return value._value if isinstance(value, keras.Variable) else _tensor(value)
+
+
+def _writes_own_tensors() -> bool:
+    """Whether an eager executor may read and write the variables' own
+    tensors in place: not inside a stateless or autocast scope (where a
+    variable's value is not its own tensor), nor under `torch.compile`,
+    which fuses the per-variable loop itself."""
+    return not (in_stateless_scope() or get_autocast_scope() is not None
+                or torch.compiler.is_compiling())
 
 
 def _reader():
