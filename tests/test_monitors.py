@@ -249,6 +249,29 @@ def test_percentiles_over_sample_size_are_those_of_the_fixed_sample():
         np.testing.assert_allclose(final[f"second_moment_mean{suffix}"], flat.mean(), rtol=2e-5)
 
 
+def test_histograms_over_sample_size_are_the_fixed_sample_scaled(tmp_path: Path):
+    """Over `sample_size` parameters a histogram is the percentile sample's,
+    its counts and sums scaled to the number of parameters."""
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((12, 3)).astype("float32"), rng.standard_normal((12, 2)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2)])
+    optimizer = oz.optimizers.Adam(0.01)
+    model.compile(optimizer=optimizer, loss="mse")
+    monitor = MomentMonitor(every_n_steps=3, log_dir=tmp_path, sample_size=7)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[monitor])
+    flat = np.concatenate([np.ravel(to_numpy(s)).astype(np.float64) for s in optimizer._slots["v"]])
+    sample = flat[_sample_positions(flat.size, 7)]
+    (step, written), = read_events(tmp_path)["histograms"]["optimizer/second_moment"]
+    assert step == 3 and written["num"] == pytest.approx(flat.size)
+    np.testing.assert_allclose([written["min"], written["max"]], [sample.min(), sample.max()], rtol=1e-6)
+    counts, _ = np.histogram(sample, bins=30, range=(sample.min(), sample.max()))
+    np.testing.assert_allclose(written["bucket"], counts * flat.size / 7, rtol=1e-6)
+    np.testing.assert_allclose(written["sum"], sample.sum() * flat.size / 7, rtol=1e-5)
+    # Not the whole's histogram (so this test can fail).
+    assert (sample.min(), sample.max()) != (flat.min(), flat.max())
+
+
 @pytest.mark.parametrize("case", ["spread", "constant", "nonfinite"])
 def test_device_histogram_writes_what_the_host_histogram_writes(case, tmp_path: Path):
     values = np.random.default_rng(2).lognormal(-8.0, 3.0, size=5000).astype("float32")

@@ -133,14 +133,15 @@ def _sample_positions(size: int, sample_size: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(0).choice(size, sample_size, replace=False))
 
 
-def _device_histogram(values) -> dict[str, Any]:
+def _device_histogram(values, scale: float = 1.0) -> dict[str, Any]:
     """`_HISTOGRAM_BINS` equal-width bucket counts over [min, max] of the
     finite entries of `values` (a tensor, or a list of tensors taken
     together), counted on the device, with the summary
     `[min, max, count, sum, sum of squares]`; so a reading copies 35 numbers
     to the host instead of the array. The buckets are NumPy's
     (`np.histogram(finite, bins, range=(min, max))`) up to float32 rounding
-    of entries within a few ulps of a bucket edge."""
+    of entries within a few ulps of a bucket edge. `scale` multiplies the
+    counts and sums: a sample's histogram as an estimate of the whole's."""
     parts = _flat_parts(values)
     finite = [ops.isfinite(part) for part in parts]
     zeroed = [ops.where(ok, part, 0.0) for ok, part in zip(finite, parts)]
@@ -156,8 +157,9 @@ def _device_histogram(values) -> dict[str, Any]:
         counts = counts + _bucket_counts(ops.cast(ops.where(ok, bucket, _HISTOGRAM_BINS), "int32"))
         total = total + ops.sum(part)
         sum_squares = sum_squares + ops.sum(ops.square(part))
-    counts = counts[:_HISTOGRAM_BINS]
-    return {"summary": ops.stack([low, high, ops.sum(counts), total, sum_squares]), "counts": counts}
+    counts = counts[:_HISTOGRAM_BINS] * scale
+    summary = ops.stack([low, high, ops.sum(counts), total * scale, sum_squares * scale])
+    return {"summary": summary, "counts": counts}
 
 
 def _bucket_counts(buckets):
@@ -183,7 +185,9 @@ class OptimizerMonitor(keras.callbacks.Callback):
     device tensors computed from the current state, reading variables only
     (it is compiled: a `jax.jit` over the state on JAX, a `tf.function` on
     TensorFlow); `arrays` are written as histograms (bucketed on the device
-    in the same compiled function, so only the counts reach the host). All
+    in the same compiled function, so only the counts reach the host), each
+    a tensor, a list of tensors, or `(sample, scale)` for a sample whose
+    counts stand for `scale` times as many values. All
     of it reaches the host packed in one vector, in one transfer. It may override
     `postprocess(values, step)`, which gets the scalars as Python floats (a
     1-D entry of `scalars`, such as a sample to take percentiles of, as a
@@ -314,7 +318,8 @@ class OptimizerMonitor(keras.callbacks.Callback):
             layout.append(("scalar" if len(ops.shape(value)) == 0 else "vector", name, int(block.shape[0])))
             blocks.append(block)
         for name, values in arrays.items():
-            buckets = _device_histogram(values)
+            values, scale = values if isinstance(values, tuple) else (values, 1.0)
+            buckets = _device_histogram(values, scale)
             layout.append(("histogram", name, 5 + _HISTOGRAM_BINS))
             blocks.append(ops.concatenate([buckets["summary"], buckets["counts"]]))
         self._layout = layout
@@ -616,6 +621,12 @@ class MomentMonitor(OptimizerMonitor):
     points for `q = percentile/100`, `n = sample_size`: with the default
     4096, ±0.78 points at p50, ±0.47 at p90, ±0.16 at p99 (three times that
     with 99.7% probability). Raise `sample_size` for a tail beyond p99.9.
+    The histograms are of the same fixed sample (signed `m`, `v`, log10 of
+    the effective learning rate), their counts and sums scaled to the number
+    of parameters: over at most `sample_size` parameters they are exact; over
+    more, each bucket's share is off by at most `√(p(1−p)/n)` (±0.8% of all
+    parameters at the default) and the histogram's min and max are the
+    sample's (the `_max` scalars stay exact).
 
     Works with every keras_optzoo optimizer, keras core's Adam, AdamW, Nadam,
     Adamax, Lamb, RMSprop, Adagrad, Adadelta, SGD and Lion (directly or inside
@@ -629,8 +640,8 @@ class MomentMonitor(OptimizerMonitor):
             (50, 90, 99).
         per_layer: Also report each layer's statistics. Defaults to False.
         histograms: Write histograms (needs `log_dir`). Defaults to True.
-        sample_size: The most values the percentiles of one statistic are
-            computed from, >= 1. Defaults to 4096.
+        sample_size: The most values the percentiles and histogram of one
+            statistic are computed from, >= 1. Defaults to 4096.
     """
 
     def __init__(
@@ -693,12 +704,25 @@ class MomentMonitor(OptimizerMonitor):
         if self._writer is not None and self.histograms:
             first, _ = telemetry.moment_slots(optimizer)
             if first is not None:
-                arrays["first_moment"] = list(first)
+                arrays["first_moment"] = self._sample(list(first))
             if "second_moment" in quantities:
-                arrays["second_moment"] = quantities["second_moment"]
+                arrays["second_moment"] = self._sample(quantities["second_moment"])
             if "effective_lr" in quantities:
-                arrays["effective_lr_log10"] = [ops.log10(e) for e in quantities["effective_lr"]]
+                sample, scale = self._sample(quantities["effective_lr"])
+                arrays["effective_lr_log10"] = (ops.log10(sample), scale)
         return tensors, arrays
+
+    def _sample(self, per_variable: list) -> tuple[Any, float]:
+        """The fixed sample of `sample_size` values the percentiles use, and
+        how many values each stands for. A histogram of it costs a few ops,
+        where one over every parameter costs about a dozen per variable (4.7
+        of torch's 8.3 ms reading on a 26k-parameter MLP)."""
+        parts = _flat_parts(per_variable)
+        size = sum(int(part.shape[0]) for part in parts)
+        positions = _sample_positions(size, self.sample_size)
+        if positions is None:
+            return ops.concatenate(parts) if len(parts) > 1 else parts[0], 1.0
+        return _take_flat(parts, positions), size / positions.size
 
     def _statistics(self, quantity: str, per_variable: list) -> dict[str, Any]:
         parts = _flat_parts(per_variable)
