@@ -219,15 +219,21 @@ def test_moment_statistics_equal_numpy_statistics_of_the_slots(kind, tmp_path: P
     np.testing.assert_allclose(first["bucket_limit"], edges[1:], atol=1e-6 * np.ptp(all_m))
 
 
-def test_percentiles_over_sample_size_are_those_of_the_fixed_sample():
+def _fit_26_parameters_with(monitor):
+    """Three Adam steps of a 3-4-2 MLP (26 parameters) under `monitor`."""
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((12, 3)).astype("float32"), rng.standard_normal((12, 2)).astype("float32")
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2)])
     optimizer = oz.optimizers.Adam(0.01)
     model.compile(optimizer=optimizer, loss="mse")
-    monitor = MomentMonitor(every_n_steps=3, per_layer=True, percentiles=(0, 50, 90), sample_size=7)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[monitor])
+    return model, optimizer
+
+
+def test_percentiles_over_sample_size_are_those_of_the_fixed_sample():
+    monitor = MomentMonitor(every_n_steps=3, per_layer=True, percentiles=(0, 50, 90), sample_size=7)
+    model, optimizer = _fit_26_parameters_with(monitor)
     final = {name: values[-1][1] for name, values in monitor.history.items()}
     v = [to_numpy(s).astype(np.float64) for s in optimizer._slots["v"]]
     layer = _layer(model.trainable_variables[2])
@@ -252,14 +258,7 @@ def test_percentiles_over_sample_size_are_those_of_the_fixed_sample():
 def test_histograms_over_sample_size_are_the_fixed_sample_scaled(tmp_path: Path):
     """Over `sample_size` parameters a histogram is the percentile sample's,
     its counts and sums scaled to the number of parameters."""
-    rng = np.random.default_rng(1)
-    x, y = rng.standard_normal((12, 3)).astype("float32"), rng.standard_normal((12, 2)).astype("float32")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2)])
-    optimizer = oz.optimizers.Adam(0.01)
-    model.compile(optimizer=optimizer, loss="mse")
-    monitor = MomentMonitor(every_n_steps=3, log_dir=tmp_path, sample_size=7)
-    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[monitor])
+    _, optimizer = _fit_26_parameters_with(MomentMonitor(every_n_steps=3, log_dir=tmp_path, sample_size=7))
     flat = np.concatenate([np.ravel(to_numpy(s)).astype(np.float64) for s in optimizer._slots["v"]])
     sample = flat[_sample_positions(flat.size, 7)]
     (step, written), = read_events(tmp_path)["histograms"]["optimizer/second_moment"]
