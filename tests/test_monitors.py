@@ -309,6 +309,42 @@ def test_monitors_measure_only_every_n_steps_and_leave_batch_end_async():
         assert keras_utils.is_default(cls.on_train_batch_end)
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="only JAX's fit keeps its state outside the variables")
+def test_readings_mid_epoch_read_jax_state_without_syncing_it():
+    class SyncEveryStep(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            _ = self.model  # Keras's `Callback.model` syncs the state on JAX
+
+    def run(extra_callbacks):
+        keras.utils.set_random_seed(0)
+        schedule = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=3, decay_rate=0.5)
+        model = keras.Sequential(
+            [keras.Input((3,)), keras.layers.Dense(4, name="hidden"), keras.layers.Dense(1, name="out")],
+            name="net",
+        )
+        model.compile(optimizer=oz.optimizers.Adam(schedule), loss="mse")
+        syncs = []
+        sync = model.jax_state_sync
+        model.jax_state_sync = lambda: syncs.append(model._jax_state_synced) or sync()
+        monitors = [LearningRateMonitor(4), UpdateRatioMonitor(4), MomentMonitor(4, percentiles=(50,))]
+        x = np.random.default_rng(0).standard_normal((48, 3)).astype("float32")
+        model.fit(x, x[:, :1], batch_size=4, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[*extra_callbacks, *monitors])
+        return [m.history for m in monitors], syncs
+
+    histories, syncs = run([])
+    synced_histories, forced = run([SyncEveryStep()])
+    assert forced.count(False) > 10, "the reference run syncs at every step"
+    # Readings after steps 4 and 8 read the unsynced state; Keras's own sync
+    # at the end of the epoch is the only one.
+    assert syncs.count(False) == 1
+    assert [s for s, _ in histories[0]["learning_rate"]] == [4, 8, 12]
+    for history, synced in zip(histories, synced_histories):
+        assert history.keys() == synced.keys()
+        for name in history:
+            np.testing.assert_array_equal(history[name], synced[name], err_msg=name)
+
+
 @pytest.mark.parametrize("steps_per_execution", [1, 3])
 def test_update_ratio_needs_no_telemetry_and_spans_the_last_execution(steps_per_execution):
     """Any Keras optimizer, unwrapped: the ratio compares the weights after the

@@ -51,10 +51,12 @@ from keras import ops
 
 __all__ = [
     "Telemetry",
+    "as_float32",
     "build",
     "effective_learning_rates",
     "finish_step",
     "has_effective_learning_rate",
+    "l2_norms",
     "moment_slots",
     "record_gradients",
     "record_update",
@@ -122,7 +124,20 @@ def recording_updates(optimizer: keras.optimizers.Optimizer) -> bool:
     return bool(optimizer.record_telemetry) and getattr(optimizer, "record_update_norms", True)
 
 
-def _float32(gradient):
+_TORCH_FLOAT32 = object()
+if keras.backend.backend() == "torch":
+    import torch as _torch
+
+    _TORCH_FLOAT32 = _torch.float32
+
+
+def as_float32(gradient):
+    """`gradient` (a tensor or Variable) as a dense float32 tensor (cast only
+    when it is not one)."""
+    if isinstance(gradient, keras.Variable):
+        gradient = gradient.value
+    if getattr(gradient, "dtype", None) is _TORCH_FLOAT32:
+        return gradient  # Keras's dtype lookup costs more than the norm.
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -133,8 +148,8 @@ def _float32(gradient):
     return ops.cast(gradient, "float32")
 
 
-def _norms(tensors: list):
-    """The L2 norm of each (float32) tensor, as one vector. On torch one
+def l2_norms(tensors: list):
+    """The L2 norm of each (float32) tensor, as one float32 vector. On torch one
     `_foreach_norm` call: the eager step would otherwise launch two kernels
     per tensor every step, a tenth of a small model's step."""
     if not tensors:
@@ -143,24 +158,35 @@ def _norms(tensors: list):
         import torch
 
         return torch.stack(torch._foreach_norm(list(tensors)))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # One op per tensor (`l2_loss` is sum(t²)/2), not two: TensorFlow's
+        # graph executor pays per op, and the small step is mostly that cost.
+        return ops.sqrt(2.0 * tf.stack([tf.nn.l2_loss(t) for t in tensors]))
     return ops.sqrt(ops.stack([ops.sum(ops.square(t)) for t in tensors]))
 
 
-def _was_clipped(clipping, norm, norms, grads: list):
-    """Whether Keras's clipping of this optimizer changes `grads`.
+def _was_clipped(xp, clipping, norm, norms, grads: list):
+    """Whether Keras's clipping of this optimizer changes `grads` (`xp`: the
+    step's op namespace, see `_step_ops`), or None without clipping.
 
     Decided from the norms, not by comparing before and after: Keras's global
     clipping multiplies by `c·min(1/‖g‖, 1/c)`, which is not exactly 1 in
     float32 even when nothing is clipped.
     """
     if clipping.global_clipnorm:
-        return ops.greater(norm, clipping.global_clipnorm)
+        return xp.greater(norm, clipping.global_clipnorm)
     if clipping.clipnorm:
-        return ops.any(ops.greater(norms, clipping.clipnorm))
+        return xp.any(xp.greater(norms, clipping.clipnorm))
     if clipping.clipvalue:
-        largest = [ops.max(ops.abs(g)) for g in grads]
-        return ops.any(ops.greater(ops.stack(largest), clipping.clipvalue))
-    return ops.convert_to_tensor(False)
+        largest = xp.stack([xp.max(xp.abs(g)) for g in grads])
+        return xp.any(xp.greater(largest, clipping.clipvalue))
+    return None
+
+
+def _global_norm(xp, norms):
+    return xp.sqrt(xp.sum(xp.square(norms)))
 
 
 def record_gradients(optimizer, grads: list, clipped_grads: list, clipping=None) -> None:
@@ -174,21 +200,24 @@ def record_gradients(optimizer, grads: list, clipped_grads: list, clipping=None)
             produced `clipped_grads`. Defaults to `optimizer`.
     """
     clipping = optimizer if clipping is None else clipping
-    grads = [_float32(g) for g in grads]
-    norms = _norms(grads)
-    norm = ops.sqrt(ops.sum(ops.square(norms)))
+    step_ops = _step_ops(optimizer)
+    xp, read, _ = step_ops
+    grads = [as_float32(g) for g in grads]
+    norms = l2_norms(grads)
+    norm = _global_norm(xp, norms)
     if clipping.global_clipnorm or clipping.clipnorm or clipping.clipvalue:
-        clipped_norm = ops.sqrt(ops.sum(ops.square(_norms([_float32(g) for g in clipped_grads]))))
+        clipped_norm = _global_norm(xp, l2_norms([as_float32(g) for g in clipped_grads]))
     else:
         clipped_norm = norm
     optimizer._telemetry.pending = {
         "gradient_norms": norms,
         "gradient_norm": norm,
         "clipped_gradient_norm": clipped_norm,
-        "was_clipped": _was_clipped(clipping, norm, norms, grads),
+        "was_clipped": _was_clipped(xp, clipping, norm, norms, grads),
         # Read before the step increments it: the 1-based number of this step.
-        "step": ops.cast(optimizer.iterations, "int32") + 1,
+        "step": read(optimizer.iterations) + 1,
         "update_squares": {},
+        "step_ops": step_ops,
     }
 
 
@@ -227,20 +256,28 @@ def finish_step(optimizer, trainable_variables: list) -> None:
     if "gradient_norm" in pending:
         norm = pending["gradient_norm"]
         indices = [optimizer._get_variable_index(v) for v in trainable_variables]
-        xp, read, assign_all = _step_ops(optimizer)
+        xp, read, assign_all = pending["step_ops"]
         previous = read(state.max_gradient_norm)
+        # `isfinite`, not the cheaper `not norm < inf`: TensorFlow's graph
+        # optimizer rewrites `logical_not(less)` as `greater_equal`, false for NaN.
         new_max = xp.logical_or(xp.greater(norm, previous), xp.logical_not(xp.isfinite(norm)))
-        clipped_steps = read(state.clipped_steps)
-        assign_all([
+        step = pending["step"]
+        if xp is ops:
+            step = ops.cast(step, "int32")
+        assignments = [
             (state.gradient_norm, norm),
             (state.clipped_gradient_norm, pending["clipped_gradient_norm"]),
             (state.gradient_norms, _in_build_order(pending["gradient_norms"], indices, size)),
             (state.max_gradient_norm, xp.where(new_max, norm, previous)),
-            (state.max_gradient_norm_step,
-             xp.where(new_max, pending["step"], read(state.max_gradient_norm_step))),
-            (state.clipped_steps, xp.where(pending["was_clipped"], clipped_steps + 1, clipped_steps)),
+            (state.max_gradient_norm_step, xp.where(new_max, step, read(state.max_gradient_norm_step))),
             (state.recorded_steps, read(state.recorded_steps) + 1),
-        ])
+        ]
+        if pending["was_clipped"] is not None:
+            clipped_steps = read(state.clipped_steps)
+            assignments.append(
+                (state.clipped_steps, xp.where(pending["was_clipped"], clipped_steps + 1, clipped_steps))
+            )
+        assign_all(assignments)
     updates = pending.get("update_squares", {})
     if updates:
         squares = _in_build_order(list(updates.values()), list(updates), size)
@@ -254,7 +291,8 @@ def _step_ops(optimizer):
     same-named torch functions, the variables' own tensors and one
     `_foreach_copy_`. There the step runs eagerly, and a `keras.ops` call on a
     scalar costs 5-15x the torch op: the bookkeeping took more than a small
-    model's whole optimizer step."""
+    model's whole optimizer step. `read` takes a variable or a tensor
+    (`iterations` is one under gradient accumulation)."""
     if keras.backend.backend() == "torch":
         from keras.src.backend.common.stateless_scope import in_stateless_scope
 
@@ -264,7 +302,10 @@ def _step_ops(optimizer):
             def assign_all(pairs: list) -> None:
                 torch._foreach_copy_([v._value for v, _ in pairs], [value for _, value in pairs])
 
-            return torch, lambda variable: variable._value, assign_all
+            def read(value):
+                return value._value if isinstance(value, keras.Variable) else value
+
+            return torch, read, assign_all
 
     def assign_all(pairs: list) -> None:
         for variable, value in pairs:
