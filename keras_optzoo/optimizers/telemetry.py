@@ -186,7 +186,9 @@ def _was_clipped(xp, clipping, norm, norms, grads: list):
 
 
 def _global_norm(xp, norms):
-    return xp.sqrt(xp.sum(xp.square(norms)))
+    if xp is not ops:
+        return xp.linalg.vector_norm(norms)  # torch: one kernel, not three
+    return ops.sqrt(ops.sum(ops.square(norms)))
 
 
 def record_gradients(optimizer, grads: list, clipped_grads: list, clipping=None) -> None:
