@@ -19,7 +19,6 @@ from keras.src import utils as keras_utils
 
 import keras_optzoo as oz
 from keras_optzoo.callbacks import (
-    EventWriter,
     GradientNormMonitor,
     LearningRateMonitor,
     MomentMonitor,
@@ -27,7 +26,7 @@ from keras_optzoo.callbacks import (
     UpdateRatioMonitor,
     read_events,
 )
-from keras_optzoo.callbacks.monitors import _device_histogram, _sample_positions
+from keras_optzoo.callbacks.monitors import _sample_positions
 from tests.harness import BACKEND, to_numpy
 
 
@@ -269,28 +268,6 @@ def test_histograms_over_sample_size_are_the_fixed_sample_scaled(tmp_path: Path)
     np.testing.assert_allclose(written["sum"], sample.sum() * flat.size / 7, rtol=1e-5)
     # Not the whole's histogram (so this test can fail).
     assert (sample.min(), sample.max()) != (flat.min(), flat.max())
-
-
-@pytest.mark.parametrize("case", ["spread", "constant", "nonfinite"])
-def test_device_histogram_writes_what_the_host_histogram_writes(case, tmp_path: Path):
-    values = np.random.default_rng(2).lognormal(-8.0, 3.0, size=5000).astype("float32")
-    if case == "constant":
-        values[:] = 0.25
-    elif case == "nonfinite":
-        values[[3, 70, 900]] = [np.inf, np.nan, -np.inf]
-    buckets = {k: to_numpy(t) for k, t in _device_histogram(keras.ops.convert_to_tensor(values)).items()}
-    with EventWriter(tmp_path / "device") as writer:
-        writer.bucketed_histogram("h", 1, buckets["counts"], *buckets["summary"])
-    with EventWriter(tmp_path / "host") as writer:
-        writer.histogram("h", values, 1)
-    (_, device), = read_events(tmp_path / "device")["histograms"]["h"]
-    (_, host), = read_events(tmp_path / "host")["histograms"]["h"]
-    assert device["num"] == host["num"] == np.isfinite(values).sum()
-    np.testing.assert_array_equal(device["bucket"], host["bucket"])
-    for key in ("min", "max", "bucket_limit"):
-        np.testing.assert_allclose(device[key], host[key], rtol=1e-6, err_msg=key)
-    for key in ("sum", "sum_squares"):
-        np.testing.assert_allclose(device[key], host[key], rtol=1e-5, err_msg=key)
 
 
 def test_monitors_measure_only_every_n_steps_and_leave_batch_end_async():

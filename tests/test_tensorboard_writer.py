@@ -24,7 +24,13 @@ import pytest
 from tensorboard.compat.proto import event_pb2
 
 from keras_optzoo.callbacks import EventWriter, get_writer, read_events
-from keras_optzoo.callbacks.tensorboard import _frame, _records, crc32c, masked_crc32c
+from keras_optzoo.callbacks.tensorboard import (
+    _equal_width_counts,
+    _frame,
+    _records,
+    crc32c,
+    masked_crc32c,
+)
 from tests.harness import BACKEND
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -224,6 +230,40 @@ def test_histogram_of_a_constant_and_of_non_finite_values(tmp_path):
     assert histograms["all_nan"]["bucket"] == []
 
 
+def test_histogram_buckets_are_numpys_with_values_on_the_edges():
+    rng = np.random.default_rng(0)
+    cases = [
+        rng.lognormal(-3.0, 3.0, size=4096),
+        np.arange(61) * 0.1,  # every 2nd value on an edge of 30 buckets, in rounding's way
+        rng.integers(0, 7, size=50).astype(np.float64),
+    ]
+    for values in cases:
+        for bins in (1, 2, 7, 30):
+            low, high = values.min(), values.max()
+            np.testing.assert_array_equal(
+                _equal_width_counts(values, bins, low, high),
+                np.histogram(values, bins, range=(low, high))[0],
+            )
+
+
+def test_histogram_of_a_sample_scales_counts_and_sums(tmp_path):
+    values = np.random.default_rng(2).lognormal(-8.0, 3.0, size=500)
+    values[[3, 70]] = [np.inf, np.nan]
+    with EventWriter(tmp_path) as writer:
+        writer.histogram("plain", values, step=0)
+        writer.histogram("sample", values, step=0, scale=7.5)
+        writer.histogram("constant", np.full(4, 2.5), step=0, scale=3.0)
+    histograms = {tag: series[0][1] for tag, series in read_events(tmp_path)["histograms"].items()}
+    plain, sample = histograms["plain"], histograms["sample"]
+    assert plain["num"] == 498 and sample["num"] == 498 * 7.5
+    np.testing.assert_array_equal(sample["bucket"], np.asarray(plain["bucket"]) * 7.5)
+    for key in ("sum", "sum_squares"):
+        np.testing.assert_allclose(sample[key], plain[key] * 7.5, rtol=1e-12, err_msg=key)
+    for key in ("min", "max", "bucket_limit"):
+        assert sample[key] == plain[key]
+    assert histograms["constant"]["bucket"] == [12.0]
+
+
 def test_backend_tensors_and_variables_are_converted(tmp_path):
     variable = keras.Variable(np.arange(6.0).reshape(2, 3), dtype="float32")
     with EventWriter(tmp_path) as writer:
@@ -355,6 +395,9 @@ def test_bad_arguments_raise(tmp_path):
     for bins in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match=f"bins must be an integer >= 1, got {bins!r}"):
             writer.histogram("h", [1.0], 0, bins=bins)
+    for scale in (0, -1.0, np.inf, np.nan, True, "2"):
+        with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+            writer.histogram("h", [1.0], 0, scale=scale)
     with pytest.raises(ValueError, match="exactly one element"):
         writer.scalar("s", [1.0, 2.0], 0)
     with pytest.raises(ValueError, match="step must be an integer"):

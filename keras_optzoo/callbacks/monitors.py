@@ -158,47 +158,6 @@ def _sample_positions(size: int, sample_size: int) -> np.ndarray | None:
     return positions
 
 
-def _device_histogram(values, scale: float = 1.0) -> dict[str, Any]:
-    """`_HISTOGRAM_BINS` equal-width bucket counts over [min, max] of the
-    finite entries of `values` (a tensor, or a list of tensors taken
-    together), counted on the device, with the summary
-    `[min, max, count, sum, sum of squares]`; so a reading copies 35 numbers
-    to the host instead of the array. The buckets are NumPy's
-    (`np.histogram(finite, bins, range=(min, max))`) up to float32 rounding
-    of entries within a few ulps of a bucket edge. `scale` multiplies the
-    counts and sums: a sample's histogram as an estimate of the whole's."""
-    parts = _flat_parts(values)
-    finite = [ops.isfinite(part) for part in parts]
-    zeroed = [ops.where(ok, part, 0.0) for ok, part in zip(finite, parts)]
-    low = ops.min(ops.stack([ops.min(ops.where(ok, part, np.inf)) for ok, part in zip(finite, parts)]))
-    high = ops.max(ops.stack([ops.max(ops.where(ok, part, -np.inf)) for ok, part in zip(finite, parts)]))
-    width = (high - low) / _HISTOGRAM_BINS
-    # Masked before dividing: a constant or all-non-finite input has no width.
-    safe_width = ops.where(width > 0, width, 1.0)
-    counts, total, sum_squares = 0.0, 0.0, 0.0
-    for ok, part in zip(finite, zeroed):
-        bucket = ops.clip(ops.floor((part - low) / safe_width), 0, _HISTOGRAM_BINS - 1)
-        # Non-finite entries go to one more bucket, left out of the counts.
-        counts = counts + _bucket_counts(ops.cast(ops.where(ok, bucket, _HISTOGRAM_BINS), "int32"))
-        total = total + ops.sum(part)
-        sum_squares = sum_squares + ops.sum(ops.square(part))
-    counts = counts[:_HISTOGRAM_BINS] * scale
-    summary = ops.stack([low, high, ops.sum(counts), total * scale, sum_squares * scale])
-    return {"summary": summary, "counts": counts}
-
-
-def _bucket_counts(buckets):
-    """How many of `buckets` (int32 in [0, _HISTOGRAM_BINS]) are each value,
-    as float32. `bincount` is a counting loop on TensorFlow and torch (5-7x
-    faster there than a segment sum); Keras cannot trace it on JAX (its
-    length depends on the values), where XLA's scatter-add is fast."""
-    size = _HISTOGRAM_BINS + 1
-    if keras.backend.backend() == "jax":
-        return ops.segment_sum(ops.ones_like(buckets, "float32"), buckets, num_segments=size)
-    # Every value is below `size`, so the result has exactly `size` entries.
-    return ops.reshape(ops.cast(ops.bincount(buckets, minlength=size), "float32"), (size,))
-
-
 def _percentile_name(q: float) -> str:
     return f"p{q:g}"
 
@@ -210,9 +169,9 @@ class OptimizerMonitor(keras.callbacks.Callback):
     device tensors computed from the current state (a key of `scalars` may be
     a tuple of names, for a vector holding one value each), reading variables only
     (it is compiled: a `jax.jit` over the state on JAX, a `tf.function` on
-    TensorFlow); `arrays` are written as histograms (bucketed on the device
-    in the same compiled function, so only the counts reach the host), each
-    a tensor, a list of tensors, or `(sample, scale)` for a sample whose
+    TensorFlow); `arrays` are written as histograms (NumPy counts the
+    buckets on the host, so keep them to samples of a few thousand values),
+    each a tensor, a list of tensors, or `(sample, scale)` for a sample whose
     counts stand for `scale` times as many values. All
     of it reaches the host packed in one vector, in one transfer. It may override
     `postprocess(values, step)`, which gets the scalars as Python floats (a
@@ -262,12 +221,10 @@ class OptimizerMonitor(keras.callbacks.Callback):
         for kind, name, size in self._layout:
             block, offset = packed[offset : offset + size], offset + size
             if kind == "histogram":
-                if self._writer is None:
-                    continue
-                low, high, count, total, sum_squares = block[:5]
-                self._writer.bucketed_histogram(
-                    f"optimizer/{name}", step, block[5:], low, high, count, total, sum_squares
-                )
+                if self._writer is not None:
+                    self._writer.histogram(
+                        f"optimizer/{name}", block, step, _HISTOGRAM_BINS, self._histogram_scales[name]
+                    )
             elif kind == "scalars":
                 values.update(zip(name, block.tolist()))
             else:
@@ -337,7 +294,7 @@ class OptimizerMonitor(keras.callbacks.Callback):
         return cache[key]
 
     def _packed_compute(self, optimizer, *inputs):
-        """`compute`'s scalars, vectors and histogram buckets as one float32
+        """`compute`'s scalars, vectors and histogram values as one float32
         vector, laid out as `self._layout` says: `(kind, name, size)` per block,
         fixed when the function is traced (and read back by `measure`). The
         0-d scalars go first, stacked in one op: torch runs this eagerly, at
@@ -355,11 +312,13 @@ class OptimizerMonitor(keras.callbacks.Callback):
             # A tuple of names: one scalar each (per-layer values computed together).
             layout.append(("scalars" if isinstance(name, tuple) else "vector", name, int(block.shape[0])))
             blocks.append(block)
+        self._histogram_scales = {}
         for name, values in arrays.items():
-            values, scale = values if isinstance(values, tuple) else (values, 1.0)
-            buckets = _device_histogram(values, scale)
-            layout.append(("histogram", name, 5 + _HISTOGRAM_BINS))
-            blocks.append(ops.concatenate([buckets["summary"], buckets["counts"]]))
+            values, self._histogram_scales[name] = values if isinstance(values, tuple) else (values, 1.0)
+            parts = _flat_parts(values)
+            block = ops.concatenate(parts) if len(parts) > 1 else parts[0]
+            layout.append(("histogram", name, int(block.shape[0])))
+            blocks.append(block)
         self._layout = layout
         if not blocks:
             return ops.zeros((0,))
@@ -652,10 +611,10 @@ class MomentMonitor(OptimizerMonitor):
     readings.
 
     Everything is computed on the device, every `every_n_steps` only, and
-    copied to the host in one transfer of a few numbers: means and maxima,
-    the histograms as 30 bucket counts (see `_device_histogram`), and for the
-    percentiles a sample of at most `sample_size` values per statistic, which
-    NumPy sorts on the host. `mean` and `max` are exact. The percentiles are exact (NumPy's
+    copied to the host in one transfer: means and maxima, and for the
+    percentiles and histograms a sample of at most `sample_size` values per
+    statistic, whose percentiles and 30 histogram buckets NumPy computes on
+    the host. `mean` and `max` are exact. The percentiles are exact (NumPy's
     linear interpolation) over at most `sample_size` values; over more, they
     are the exact percentiles of a fixed uniform sample of `sample_size`
     parameters drawn without replacement (the same at every reading, so a
@@ -736,49 +695,55 @@ class MomentMonitor(OptimizerMonitor):
     def compute(self, optimizer):
         quantities = {k: v for k, v in self.quantities(optimizer).items() if v is not None}
         variables = telemetry.unwrap(optimizer)._trainable_variables
+        histograms = self._writer is not None and self.histograms
         tensors: dict[str, Any] = {}
+        samples = {}
         for quantity, per_variable in quantities.items():
-            tensors.update(self._statistics(quantity, per_variable))
+            stats, samples[quantity] = self._statistics(quantity, per_variable, histograms)
+            tensors.update(stats)
             if self.per_layer:
                 for layer, indices in _layer_groups(variables).items():
-                    stats = self._statistics(quantity, [per_variable[i] for i in indices])
+                    stats, _ = self._statistics(quantity, [per_variable[i] for i in indices])
                     tensors.update({f"{name}/{layer}": value for name, value in stats.items()})
         arrays = {}
-        if self._writer is not None and self.histograms:
+        if histograms:
             first, _ = telemetry.moment_slots(optimizer)
             if first is not None:
                 arrays["first_moment"] = self._sample(_flat_parts(list(first)))
-            if "second_moment" in quantities:
-                arrays["second_moment"] = self._sample(_flat_parts(quantities["second_moment"]))
-            if "effective_lr" in quantities:
-                sample, scale = self._sample(_flat_parts(quantities["effective_lr"]))
+            if "second_moment" in samples:
+                arrays["second_moment"] = samples["second_moment"]
+            if "effective_lr" in samples:
+                sample, scale = samples["effective_lr"]
                 arrays["effective_lr_log10"] = (ops.log10(sample), scale)
         return tensors, arrays
 
     def _sample(self, parts: list) -> tuple[Any, float]:
         """The fixed sample of at most `sample_size` of the values in `parts`
         (float32 vectors, taken together), and how many values each stands
-        for. Percentiles are taken of it, and histograms: one of it costs a
-        few ops, where one over every parameter costs about a dozen per
-        variable (4.7 of torch's 8.3 ms reading on a 26k-parameter MLP)."""
+        for. Percentiles are taken of it, and histograms: a few kilobytes to
+        copy to the host, where those of every parameter would cost a copy of
+        the slots."""
         size = sum(int(part.shape[0]) for part in parts)
         positions = _sample_positions(size, self.sample_size)
         if positions is None:
             return ops.concatenate(parts) if len(parts) > 1 else parts[0], 1.0
         return _take_flat(parts, positions), size / positions.size
 
-    def _statistics(self, quantity: str, per_variable: list) -> dict[str, Any]:
+    def _statistics(self, quantity: str, per_variable: list, histogram: bool = False):
+        """`(statistics, (sample, scale))` of one quantity; the sample (for
+        the percentiles and, with `histogram`, a histogram) or None."""
         parts = _flat_parts(per_variable)
         size = sum(int(part.shape[0]) for part in parts)
         stats = {
             f"{quantity}_mean": ops.sum(ops.stack([ops.sum(part) for part in parts])) / size,
             f"{quantity}_max": ops.max(ops.stack([ops.max(part) for part in parts])),
         }
+        sample = self._sample(parts) if self.percentiles or histogram else None
         if self.percentiles:
-            # Sorted on the host: XLA:CPU sorts 4096 floats 15x slower than
+            # Ranked on the host: XLA:CPU sorts 4096 floats 15x slower than
             # NumPy, and the sample is a few kilobytes.
-            stats[f"{quantity}{_SAMPLE}"] = self._sample(parts)[0]
-        return stats
+            stats[f"{quantity}{_SAMPLE}"] = sample[0]
+        return stats, sample
 
     def postprocess(self, values: dict[str, Any], step: int) -> dict[str, float]:
         for name in [name for name, value in values.items() if isinstance(value, np.ndarray)]:
