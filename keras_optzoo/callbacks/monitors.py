@@ -119,6 +119,11 @@ def _layer_sums(values, variables: list) -> tuple[tuple[str, ...], Any]:
     return tuple(groups), ops.matmul(ops.convert_to_tensor(membership), values)
 
 
+def _concatenated(parts: list):
+    """`parts` (vectors) as one vector; no copy for a single part."""
+    return ops.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
 def _take_flat(parts: list, positions: np.ndarray):
     """The entries at `positions` (ascending) of the parts concatenated."""
     taken, offset = [], 0
@@ -128,7 +133,7 @@ def _take_flat(parts: list, positions: np.ndarray):
         if inside.size:
             taken.append(ops.take(part, inside))
         offset += size
-    return ops.concatenate(taken) if len(taken) > 1 else taken[0]
+    return _concatenated(taken)
 
 
 def _percentiles(values: np.ndarray, percentiles: tuple[float, ...]) -> list[float]:
@@ -315,14 +320,13 @@ class OptimizerMonitor(keras.callbacks.Callback):
         self._histogram_scales = {}
         for name, values in arrays.items():
             values, self._histogram_scales[name] = values if isinstance(values, tuple) else (values, 1.0)
-            parts = _flat_parts(values)
-            block = ops.concatenate(parts) if len(parts) > 1 else parts[0]
+            block = _concatenated(_flat_parts(values))
             layout.append(("histogram", name, int(block.shape[0])))
             blocks.append(block)
         self._layout = layout
         if not blocks:
             return ops.zeros((0,))
-        return ops.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        return _concatenated(blocks)
 
     def _reading_due(self, completed_steps: int) -> bool:
         """Whether a reading falls due once `completed_steps` steps are done:
@@ -726,7 +730,7 @@ class MomentMonitor(OptimizerMonitor):
         size = sum(int(part.shape[0]) for part in parts)
         positions = _sample_positions(size, self.sample_size)
         if positions is None:
-            return ops.concatenate(parts) if len(parts) > 1 else parts[0], 1.0
+            return _concatenated(parts), 1.0
         return _take_flat(parts, positions), size / positions.size
 
     def _statistics(self, quantity: str, per_variable: list, histogram: bool = False):

@@ -301,13 +301,12 @@ def _step_ops(optimizer):
         if not in_stateless_scope():
             import torch
 
+            from keras_optzoo.optimizers.torch_fast_path import _own_tensor
+
             def assign_all(pairs: list) -> None:
                 torch._foreach_copy_([v._value for v, _ in pairs], [value for _, value in pairs])
 
-            def read(value):
-                return value._value if isinstance(value, keras.Variable) else value
-
-            return torch, read, assign_all
+            return torch, _own_tensor, assign_all
 
     def assign_all(pairs: list) -> None:
         for variable, value in pairs:

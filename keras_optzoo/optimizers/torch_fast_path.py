@@ -535,7 +535,6 @@ def _reader():
     return _tensor if in_stateless_scope() or get_autocast_scope() is not None else _own_tensor
 
 
-
 def _sgd_in_place_applies(optimizer, parameters: int) -> bool:
     # The torch form starts its buffer from the first gradient (a branch on
     # the step); it keeps the other executors. Plain SGD is one pass over
