@@ -352,7 +352,8 @@ def slot_count(name: str, kwargs: dict[str, Any] | None = None) -> int:
     from keras_optzoo.optimizers import get
 
     optimizer = get(name, **(kwargs if kwargs is not None else algorithm(name).ours_kwargs()))
-    variable = keras.Variable(np.zeros((3,), dtype="float32"))
+    # Two-dimensional: no optimizer-wide vector (the telemetry's) has its shape.
+    variable = keras.Variable(np.zeros((3, 5), dtype="float32"))
     optimizer.build([variable])
     return sum(
         1 for slot in optimizer.variables if tuple(slot.shape) == tuple(variable.shape)

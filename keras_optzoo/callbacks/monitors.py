@@ -456,8 +456,7 @@ class GradientNormMonitor(OptimizerMonitor):
                 float(ops.convert_to_numpy(state.clipped_steps)),
                 float(ops.convert_to_numpy(state.recorded_steps)),
             )
-            state.max_gradient_norm.assign(ops.zeros((), "float32"))
-            state.max_gradient_norm_step.assign(ops.zeros((), "int32"))
+            state.reset_max()
 
     def compute(self, optimizer):
         owner = telemetry.telemetry_owner(optimizer)
@@ -477,14 +476,13 @@ class GradientNormMonitor(OptimizerMonitor):
         return tensors, {}
 
     def postprocess(self, values: dict[str, float], step: int) -> dict[str, float]:
-        # The maximum restarts with every reading. Its step need not: the next
-        # norm above 0 (or a non-finite one) replaces both.
+        # The maximum (and its step) restarts with every reading.
         # Assigning needs the variables current: on JAX a sync, the only one
         # the readings make (a value written into `model._jax_state` is lost:
         # Keras tracks that dict as a copy of the state its loop passes on).
         state = telemetry.telemetry_owner(self._model.optimizer)._telemetry
         _sync(self._model)
-        state.max_gradient_norm.assign(np.zeros((), "float32"))
+        state.reset_max()
         clipped, recorded = values.pop("clipped_steps"), values.pop("recorded_steps")
         max_step = int(values.pop("max_step"))
         new_steps = recorded - self._counters[1]

@@ -1,9 +1,10 @@
 """Optimizer telemetry: cheap scalars recorded inside the compiled step.
 
-An optimizer that records telemetry owns a few non-trainable variables, created
+An optimizer that records telemetry owns two non-trainable variables, created
 with its own `add_variable` at `build` time (so they are saved, restored and
 mapped through `stateless_apply` like any other optimizer state, and a traced
-step never creates a variable):
+step never creates a variable): a float32 vector `values` and an int32
+vector `counters`, read through these attributes of its `Telemetry`:
 
   * `gradient_norm`: global L2 norm of the gradients before clipping (after
     loss-scale unscaling and gradient-accumulation averaging: the gradient the
@@ -21,6 +22,11 @@ step never creates a variable):
   * `gradient_norms`, `update_norms`: the per-variable pre-clip gradient norms
     and update norms of the last step, in the order of the variables the
     optimizer was built with (0 for a variable that received no gradient).
+
+Two variables, not one per quantity: every variable is state the compiled
+step takes in and hands back, and on JAX each one it passes through
+unchanged costs the step a copy; nine of them made a 26k-parameter MLP's
+step 25% slower with recording off.
 
 Recording costs an extra pass over gradients and updates, and an optimizer
 step is memory-bound, so it is off by default: set the Python attribute
@@ -47,6 +53,7 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 __all__ = [
@@ -69,41 +76,92 @@ __all__ = [
 class Telemetry:
     """The telemetry variables of one optimizer (see the module docstring).
 
+    `values` holds `gradient_norm`, `clipped_gradient_norm`,
+    `max_gradient_norm`, `update_norm`, then `gradient_norms` and
+    `update_norms`; `counters` holds `max_gradient_norm_step`,
+    `clipped_steps`, `recorded_steps`. The named attributes are tensors read
+    from them (inside a traced function, from the traced state).
+
     `pending` holds the tensors of the step being traced; `finish_step`
     assigns them and clears it, so no tensor outlives its trace.
     """
 
+    SCALARS = ("gradient_norm", "clipped_gradient_norm", "max_gradient_norm", "update_norm")
+    COUNTERS = ("max_gradient_norm_step", "clipped_steps", "recorded_steps")
+
     def __init__(self, optimizer: keras.optimizers.Optimizer, num_variables: int) -> None:
-        def scalar(name: str, dtype: str = "float32"):
-            return optimizer.add_variable(
-                shape=(), initializer="zeros", dtype=dtype, name=f"telemetry_{name}"
-            )
-
-        def vector(name: str):
-            return optimizer.add_variable(
-                shape=(num_variables,), initializer="zeros", dtype="float32",
-                name=f"telemetry_{name}",
-            )
-
-        self.gradient_norm = scalar("gradient_norm")
-        self.clipped_gradient_norm = scalar("clipped_gradient_norm")
-        self.max_gradient_norm = scalar("max_gradient_norm")
-        self.max_gradient_norm_step = scalar("max_gradient_norm_step", "int32")
-        self.clipped_steps = scalar("clipped_steps", "int32")
-        self.recorded_steps = scalar("recorded_steps", "int32")
-        self.update_norm = scalar("update_norm")
-        self.gradient_norms = vector("gradient_norms")
-        self.update_norms = vector("update_norms")
+        scalars = len(self.SCALARS)
+        self.values = optimizer.add_variable(
+            shape=(scalars + 2 * num_variables,), initializer="zeros", dtype="float32",
+            name="telemetry_values",
+        )
+        self.counters = optimizer.add_variable(
+            shape=(len(self.COUNTERS),), initializer="zeros", dtype="int32",
+            name="telemetry_counters",
+        )
         self.num_variables = num_variables
         self.pending: dict[str, Any] = {}
 
     @property
     def variables(self) -> list:
-        return [
-            self.gradient_norm, self.clipped_gradient_norm, self.max_gradient_norm,
-            self.max_gradient_norm_step, self.clipped_steps, self.recorded_steps,
-            self.update_norm, self.gradient_norms, self.update_norms,
-        ]
+        return [self.values, self.counters]
+
+    def __getattr__(self, name: str):
+        # Only for names not found otherwise: the quantities in `values`/`counters`.
+        if name not in _QUANTITIES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return self._parts(ops.convert_to_tensor(self.values), ops.convert_to_tensor(self.counters))[name]
+
+    def _parts(self, values, counters) -> dict[str, Any]:
+        """`{quantity: slice}` of the two vectors (tensors)."""
+        n, start = self.num_variables, len(self.SCALARS)
+        parts = {name: values[i] for i, name in enumerate(self.SCALARS)}
+        parts.update({name: counters[i] for i, name in enumerate(self.COUNTERS)})
+        parts["gradient_norms"] = values[start : start + n]
+        parts["update_norms"] = values[start + n :]
+        return parts
+
+    def current(self, step_ops) -> dict[str, Any]:
+        """Every quantity, read for the step (see `_step_ops`). On torch's
+        eager step, views of the variables' own tensors, made once: a view
+        is an op, at microseconds each."""
+        xp, read, _ = step_ops
+        if xp is ops:
+            return self._parts(read(self.values), read(self.counters))
+        values, counters = read(self.values), read(self.counters)
+        cached = self.__dict__.get("_views")
+        if cached is None or cached[0] is not values or cached[1] is not counters:
+            cached = self._views = (values, counters, self._parts(values, counters))
+        return cached[2]
+
+    def store(self, step_ops, new: dict[str, Any]) -> None:
+        """Assign the quantities in `new`, keeping the others."""
+        xp, _, assign_all = step_ops
+        if xp is not ops:
+            views = self.current(step_ops)
+            assign_all([(views[name], value) for name, value in new.items()])
+            return
+        merged = {**self.current(step_ops), **new}
+        values = ops.concatenate([
+            ops.stack([merged[name] for name in self.SCALARS]),
+            merged["gradient_norms"],
+            merged["update_norms"],
+        ])
+        counters = ops.stack([ops.cast(merged[name], "int32") for name in self.COUNTERS])
+        assign_all([(self.values, values), (self.counters, counters)])
+
+    def reset_max(self) -> None:
+        """Zero `max_gradient_norm` and `max_gradient_norm_step` (on JAX the
+        variables must be current: synced from `fit`'s state)."""
+        values = np.array(ops.convert_to_numpy(self.values))
+        counters = np.array(ops.convert_to_numpy(self.counters))
+        values[self.SCALARS.index("max_gradient_norm")] = 0.0
+        counters[self.COUNTERS.index("max_gradient_norm_step")] = 0
+        self.values.assign(values)
+        self.counters.assign(counters)
+
+
+_QUANTITIES = (*Telemetry.SCALARS, *Telemetry.COUNTERS, "gradient_norms", "update_norms")
 
 
 # ---------------------------------------------------------------------------
@@ -254,44 +312,46 @@ def finish_step(optimizer, trainable_variables: list) -> None:
     """
     state = optimizer._telemetry
     pending, state.pending = state.pending, {}
+    updates = pending.get("update_squares", {})
+    if "gradient_norm" not in pending and not updates:
+        return
+    step_ops = pending.get("step_ops") or _step_ops(optimizer)
+    xp = step_ops[0]
     size = state.num_variables
+    current = state.current(step_ops)
+    new = {}
     if "gradient_norm" in pending:
         norm = pending["gradient_norm"]
         indices = [optimizer._get_variable_index(v) for v in trainable_variables]
-        xp, read, assign_all = pending["step_ops"]
-        previous = read(state.max_gradient_norm)
+        previous = current["max_gradient_norm"]
         # `isfinite`, not the cheaper `not norm < inf`: TensorFlow's graph
         # optimizer rewrites `logical_not(less)` as `greater_equal`, false for NaN.
         new_max = xp.logical_or(xp.greater(norm, previous), xp.logical_not(xp.isfinite(norm)))
         step = pending["step"]
         if xp is ops:
             step = ops.cast(step, "int32")
-        assignments = [
-            (state.gradient_norm, norm),
-            (state.clipped_gradient_norm, pending["clipped_gradient_norm"]),
-            (state.gradient_norms, _in_build_order(pending["gradient_norms"], indices, size)),
-            (state.max_gradient_norm, xp.where(new_max, norm, previous)),
-            (state.max_gradient_norm_step, xp.where(new_max, step, read(state.max_gradient_norm_step))),
-            (state.recorded_steps, read(state.recorded_steps) + 1),
-        ]
+        new.update(
+            gradient_norm=norm,
+            clipped_gradient_norm=pending["clipped_gradient_norm"],
+            gradient_norms=_in_build_order(pending["gradient_norms"], indices, size),
+            max_gradient_norm=xp.where(new_max, norm, previous),
+            max_gradient_norm_step=xp.where(new_max, step, current["max_gradient_norm_step"]),
+            recorded_steps=current["recorded_steps"] + 1,
+        )
         if pending["was_clipped"] is not None:
-            clipped_steps = read(state.clipped_steps)
-            assignments.append(
-                (state.clipped_steps, xp.where(pending["was_clipped"], clipped_steps + 1, clipped_steps))
-            )
-        assign_all(assignments)
-    updates = pending.get("update_squares", {})
+            clipped_steps = current["clipped_steps"]
+            new["clipped_steps"] = xp.where(pending["was_clipped"], clipped_steps + 1, clipped_steps)
     if updates:
         squares = _in_build_order(list(updates.values()), list(updates), size)
-        optimizer.assign(state.update_norm, ops.sqrt(ops.sum(squares)))
-        optimizer.assign(state.update_norms, ops.sqrt(squares))
+        new.update(update_norm=ops.sqrt(ops.sum(squares)), update_norms=ops.sqrt(squares))
+    state.store(step_ops, new)
 
 
 def _step_ops(optimizer):
     """`(xp, read, assign_all)` for the per-step bookkeeping: `keras.ops`,
     reads and `optimizer.assign`s, or on torch outside a stateless scope the
     same-named torch functions, the variables' own tensors and one
-    `_foreach_copy_`. There the step runs eagerly, and a `keras.ops` call on a
+    `_foreach_copy_` (into variables or views of their tensors). There the step runs eagerly, and a `keras.ops` call on a
     scalar costs 5-15x the torch op: the bookkeeping took more than a small
     model's whole optimizer step. `read` takes a variable or a tensor
     (`iterations` is one under gradient accumulation)."""
@@ -304,7 +364,10 @@ def _step_ops(optimizer):
             from keras_optzoo.optimizers.torch_fast_path import _own_tensor
 
             def assign_all(pairs: list) -> None:
-                torch._foreach_copy_([v._value for v, _ in pairs], [value for _, value in pairs])
+                # Without `no_grad` the variables would join the autograd
+                # graph of the update norms (the weights are `Parameter`s).
+                with torch.no_grad():
+                    torch._foreach_copy_([_own_tensor(t) for t, _ in pairs], [value for _, value in pairs])
 
             return torch, _own_tensor, assign_all
 
