@@ -124,6 +124,24 @@ def test_nothing_is_recorded_while_recording_is_off():
         assert not np.any(value), f"{name} was recorded with record_telemetry=False"
 
 
+def test_reset_max_zeroes_the_maximum_and_its_step_only():
+    variables = _variables()
+    optimizer = oz.optimizers.Adam(learning_rate=0.05)
+    optimizer.build(variables)
+    optimizer.record_telemetry = True
+    apply = compiled_apply(optimizer, variables)
+    for grads in _gradients():
+        apply(grads)
+    state = optimizer._telemetry
+    before = _read(state)
+    assert before["max_gradient_norm"] > 0 and before["max_gradient_norm_step"] > 0
+    state.reset_max()
+    after = _read(state)
+    assert after.pop("max_gradient_norm") == 0 and after.pop("max_gradient_norm_step") == 0
+    for name, value in after.items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
 def test_skipped_step_records_its_nonfinite_norm():
     variables = _variables()
     optimizer = oz.optimizers.Adam(learning_rate=0.05, nonfinite="skip")

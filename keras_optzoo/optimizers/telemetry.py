@@ -152,13 +152,27 @@ class Telemetry:
 
     def reset_max(self) -> None:
         """Zero `max_gradient_norm` and `max_gradient_norm_step` (on JAX the
-        variables must be current: synced from `fit`'s state)."""
-        values = np.array(ops.convert_to_numpy(self.values))
-        counters = np.array(ops.convert_to_numpy(self.counters))
-        values[self.SCALARS.index("max_gradient_norm")] = 0.0
-        counters[self.COUNTERS.index("max_gradient_norm_step")] = 0
-        self.values.assign(values)
-        self.counters.assign(counters)
+        variables must be current: synced from `fit`'s state). In place where
+        the backend can: an eager read and assign of both vectors through
+        Keras costs 0.4 ms on TensorFlow."""
+        norm_at = self.SCALARS.index("max_gradient_norm")
+        step_at = self.COUNTERS.index("max_gradient_norm_step")
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            self.values.value.scatter_nd_update([[norm_at]], [0.0])
+            self.counters.value.scatter_nd_update([[step_at]], [0])
+        elif backend == "torch":
+            import torch
+
+            with torch.no_grad():
+                self.values.value[norm_at] = 0.0
+                self.counters.value[step_at] = 0
+        else:
+            values = np.array(ops.convert_to_numpy(self.values))
+            counters = np.array(ops.convert_to_numpy(self.counters))
+            values[norm_at], counters[step_at] = 0.0, 0
+            self.values.assign(values)
+            self.counters.assign(counters)
 
 
 _QUANTITIES = (*Telemetry.SCALARS, *Telemetry.COUNTERS, "gradient_norms", "update_norms")
