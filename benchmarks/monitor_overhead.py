@@ -1,36 +1,36 @@
 """What the monitors cost: `fit` with the monitors at `every_n_steps=100` vs none.
 
 Usage:
-    KERAS_BACKEND=jax python benchmarks/monitor_overhead.py [--steps 2000] [--repeats 5] [--model large]
+    KERAS_BACKEND=jax python benchmarks/monitor_overhead.py [--blocks 20] [--model large]
 
 A digits-sized MLP (64-128-128-10, 26k parameters; with `--model large`
-64-1024-512-10, 597k parameters; batch 32, synthetic data) is trained for
-`--steps` steps with no callbacks, with the three cheap monitors
-(`GradientNormMonitor`, `UpdateRatioMonitor`, `LearningRateMonitor`), with
-all four (plus `MomentMonitor`, which computes moment statistics and
-histograms on the device), and with all four at an `every_n_steps` never
-reached (the per-step gradient-norm recording alone), all writing
-TensorBoard files; for a keras_optzoo Adam and for keras core's Adam (plain
-without monitors, wrapped in `Monitored` with them). Each run starts from a
-model whose plain step is already compiled, as after a previous `fit`.
+64-1024-512-10, 597k parameters; batch 32, synthetic data) is trained with
+no callbacks, with the three cheap monitors (`GradientNormMonitor`,
+`UpdateRatioMonitor`, `LearningRateMonitor`), with all four (plus
+`MomentMonitor`, which computes moment statistics and histograms on the
+device), and with all four at an `every_n_steps` never reached (the
+per-step gradient-norm recording alone), all writing TensorBoard files; for
+a keras_optzoo Adam and for keras core's Adam inside `Monitored` (which
+passes the step through while no monitor records).
 
-Two numbers per configuration, each the fastest of `--repeats` interleaved
-runs (other load on a shared machine only ever slows a run down):
+Paired blocks, so that a shared machine's drifting load cancels: one model
+per optimizer, with its step compiled once with the recording off and once
+with it on, and the configurations take turns on it, one `fit` of
+`WARM_STEPS` + `BLOCK_STEPS` steps each, in alternating order, `--blocks`
+times; the monitors are kept from block to block (their statistics compiled
+once), as in one long run. A block's time runs from step `WARM_STEPS` to
+the end of its epoch (the monitors' epoch-end work included):
+`BLOCK_STEPS` steps with exactly `BLOCK_STEPS / 100` readings. The overhead
+of a configuration is the median over the blocks of its time against the
+plain block next to it, with the quartiles of those ratios.
 
-  * steady ms/step: from step 150 to the end (the recorded step and the
-    readings every 100 steps, after the one-time costs);
-  * total s: the whole `fit`, which with monitors also pays once for tracing
-    the step again with recording on and for compiling the statistics.
-
-The overhead is the relative difference of the steady times. A third
-number isolates what the readings cost: the wall time spent in them
-(`UpdateRatioMonitor`'s weight copy the step before included, and on JAX the
-state sync they force) after the first round (which compiles the
-statistics), per step, and as a share of the plain step, after the steps
-still queued have finished; it is measured directly, so it does not drown in
-the machine's noise the way a difference of two runs does. A markdown
-table is printed and written to `benchmarks/results/monitor_overhead_<backend>.md`
-(`..._<backend>_large.md` for the large model).
+A third number isolates what the readings cost: the wall time spent in them
+(`UpdateRatioMonitor`'s weight copy the step before included) per step, as
+a share of the plain step, after the steps still queued have finished; it
+is measured directly, so it does not drown in the machine's noise the way a
+difference of two runs does. A markdown table is printed and written to
+`benchmarks/results/monitor_overhead_<backend>.md` (`..._<backend>_large.md`
+for the large model).
 """
 
 from __future__ import annotations
@@ -53,17 +53,19 @@ from keras_optzoo.callbacks import (
     Monitored,
     UpdateRatioMonitor,
 )
+from keras_optzoo.optimizers import telemetry
 
 BATCH_SIZE = 32
-STEADY_FROM = 150
+# Steps timed per block (a multiple of EVERY_N_STEPS), after WARM_STEPS untimed ones.
+BLOCK_STEPS = 400
+WARM_STEPS = 10
 EVERY_N_STEPS = 100
 
+# Without monitors keras core's Adam runs inside `Monitored` too, which then
+# passes the step through (the same model with and without monitors).
 OPTIMIZERS = {
-    "keras_optzoo Adam": (lambda: oz.optimizers.Adam(1e-3), lambda: oz.optimizers.Adam(1e-3)),
-    "keras core Adam (Monitored)": (
-        lambda: keras.optimizers.Adam(1e-3),
-        lambda: Monitored(keras.optimizers.Adam(1e-3)),
-    ),
+    "keras_optzoo Adam": lambda: oz.optimizers.Adam(1e-3),
+    "keras core Adam (Monitored)": lambda: Monitored(keras.optimizers.Adam(1e-3)),
 }
 
 
@@ -126,24 +128,29 @@ def _drain(monitor) -> None:
 
 
 class _Clock(keras.callbacks.Callback):
-    """Wall time at the start of step `STEADY_FROM` and at the end of training.
+    """Wall time from the start of step `WARM_STEPS` to the end of the epoch.
 
-    Only `on_train_batch_begin`: a batch-end hook would make Keras convert the
-    logs on the main thread every step, which is the cost being measured.
+    Last in the callback list, so the monitors' work at those points falls
+    inside. Only `on_train_batch_begin`: a batch-end hook would make Keras
+    convert the logs on the main thread every step, which is the cost being
+    measured.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.steady_start = None
+        self.start = None
         self.end = None
         self._step = 0
 
+    def on_train_begin(self, logs=None):
+        self._step = 0
+
     def on_train_batch_begin(self, batch, logs=None):
-        if self._step == STEADY_FROM:
-            self.steady_start = time.perf_counter()
+        if self._step == WARM_STEPS:
+            self.start = time.perf_counter()
         self._step += 1
 
-    def on_train_end(self, logs=None):
+    def on_epoch_end(self, epoch, logs=None):
         self.end = time.perf_counter()
 
 
@@ -194,76 +201,99 @@ def _monitors(config: str, log_dir: str) -> list[keras.callbacks.Callback]:
     return monitors
 
 
-def run_once(
-    make_optimizer, config: str, x: np.ndarray, y: np.ndarray, hidden: tuple[int, int]
-) -> tuple[float, float, float]:
-    """(steady seconds per step, total seconds, reading seconds per step) of one `fit`."""
-    model = _model(make_optimizer(), hidden)
-    model.fit(x[: 4 * BATCH_SIZE], y[: 4 * BATCH_SIZE], batch_size=BATCH_SIZE, verbose=0)
-    clock = _Clock()
-    with tempfile.TemporaryDirectory() as log_dir, _ReadingClock() as readings:
-        callbacks = [clock, *_monitors(config, log_dir)]
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
-    steps = len(x) // BATCH_SIZE
-    # Readings after the first round (which compiles the statistics), per step.
-    later = readings.seconds[len(_monitors(config, log_dir)):] + readings.copy_seconds[1:]
-    per_step = sum(later) / max(1, steps - EVERY_N_STEPS)
-    return (clock.end - clock.steady_start) / (steps - STEADY_FROM), clock.end - start, per_step
+class _Model:
+    """One model for every configuration of an optimizer, with its two
+    compiled steps (recording off and on), swapped in for each block: a
+    second model, even an identical one, can run a few percent faster or
+    slower for the whole session (measured: a no-op callback "cost" +7% on
+    TensorFlow against another model, -2% against the same one)."""
+
+    def __init__(self, make_optimizer, hidden: tuple[int, int], log_dir: str) -> None:
+        self.model = _model(make_optimizer(), hidden)
+        self.owner = telemetry.telemetry_owner(self.model.optimizer)
+        self.log_dir = log_dir
+        self.steps = {}
+        self.monitors = {}
+
+    def block(self, config: str, x: np.ndarray, y: np.ndarray, readings: _ReadingClock) -> tuple[float, float]:
+        """(seconds per step, reading seconds per step) of one block."""
+        if config not in self.monitors:
+            # Kept for every block, with their compiled statistics, as in one long `fit`.
+            self.monitors[config] = _monitors(config, self.log_dir)
+        monitors = self.monitors[config]
+        # Recording switched here, so the monitors leave it alone; the step
+        # compiled with it is kept for the next block of the same kind.
+        recording = bool(monitors)
+        self.owner.record_telemetry, self.owner.record_update_norms = recording, False
+        if recording not in self.steps:
+            self.model.make_train_function(force=True)
+            self.steps[recording] = self.model.train_function
+        self.model.train_function = self.steps[recording]
+        clock = _Clock()
+        taken = len(readings.seconds), len(readings.copy_seconds)
+        self.model.fit(
+            x, y, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0,
+            callbacks=[*monitors, clock],
+        )
+        spent = sum(readings.seconds[taken[0]:]) + sum(readings.copy_seconds[taken[1]:])
+        return (clock.end - clock.start) / BLOCK_STEPS, spent / BLOCK_STEPS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--model", choices=sorted(MODELS), default="small")
     args = parser.parse_args()
+    if args.blocks < 1:
+        raise ValueError(f"--blocks must be >= 1, got {args.blocks}")
     hidden = MODELS[args.model]
-    if args.steps < STEADY_FROM + 2 * EVERY_N_STEPS:
-        raise ValueError(f"--steps must be >= {STEADY_FROM + 2 * EVERY_N_STEPS}, got {args.steps}")
     backend = keras.backend.backend()
-    x, y = _data(args.steps)
+    x, y = _data(WARM_STEPS + BLOCK_STEPS)
 
     rows = []
-    for name, (plain, monitored) in OPTIMIZERS.items():
-        results: dict[str, list[tuple[float, float, float]]] = {c: [] for c in CONFIGS}
-        for repeat in range(args.repeats):
-            # Alternate the order, so drifting machine load hits every configuration alike.
-            for config in CONFIGS if repeat % 2 == 0 else CONFIGS[::-1]:
-                make = plain if config == "none" else monitored
-                results[config].append(run_once(make, config, x, y, hidden))
-        # The fastest repeat: on a shared machine other load only ever slows a run down.
-        steady = {c: min(r[0] for r in results[c]) for c in CONFIGS}
-        total = {c: min(r[1] for r in results[c]) for c in CONFIGS}
-        reading = {c: min(r[2] for r in results[c]) for c in CONFIGS}
-        for config in CONFIGS:
-            overhead = 100.0 * (steady[config] / steady["none"] - 1.0)
-            share = 100.0 * reading[config] / steady["none"]
-            rows.append(
-                f"| {name} | {config} | {1e3 * steady[config]:.3f} | "
-                f"{'' if config == 'none' else f'{overhead:+.1f}%'} | "
-                f"{'' if config == 'none' else f'{1e3 * reading[config]:.3f} ({share:.1f}%)'} | "
-                f"{total[config]:.2f} |"
-            )
-            print(rows[-1], flush=True)
+    with tempfile.TemporaryDirectory() as log_dir, _ReadingClock() as readings:
+        for name, make in OPTIMIZERS.items():
+            model = _Model(make, hidden, log_dir)
+            for config in CONFIGS:
+                model.block(config, x, y, readings)  # compiles the steps and the statistics
+            results: dict[str, list[tuple[float, float]]] = {c: [] for c in CONFIGS}
+            for block in range(args.blocks):
+                # Alternate the order, so drifting machine load hits every configuration alike.
+                for config in CONFIGS if block % 2 == 0 else CONFIGS[::-1]:
+                    results[config].append(model.block(config, x, y, readings))
+            plain_times = np.array([r[0] for r in results["none"]])
+            for config in CONFIGS:
+                times = np.array([r[0] for r in results[config]])
+                ratios = 100.0 * (times / plain_times - 1.0)
+                reading = float(np.median([r[1] for r in results[config]]))
+                share = 100.0 * reading / float(np.median(plain_times))
+                overhead = (
+                    f"{np.median(ratios):+.1f}% [{np.quantile(ratios, 0.25):+.1f}, "
+                    f"{np.quantile(ratios, 0.75):+.1f}]"
+                )
+                rows.append(
+                    f"| {name} | {config} | {1e3 * np.median(times):.3f} | "
+                    f"{'' if config == 'none' else overhead} | "
+                    f"{'' if config == 'none' else f'{1e3 * reading:.3f} ({share:.1f}%)'} |"
+                )
+                print(rows[-1], flush=True)
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     setup = (
         f"`fit` of a 64-{hidden[0]}-{hidden[1]}-10 MLP "
-        f"({_model(keras.optimizers.SGD(), hidden).count_params():,} parameters), batch {BATCH_SIZE}, {args.steps} steps; monitors at "
-        f"`every_n_steps={EVERY_N_STEPS}` with TensorBoard output vs no callbacks. Fastest of "
-        f"{args.repeats} interleaved repeats; steady = ms/step from step {STEADY_FROM} to the end."
+        f"({_model(keras.optimizers.SGD(), hidden).count_params():,} parameters), batch {BATCH_SIZE}; "
+        f"monitors at `every_n_steps={EVERY_N_STEPS}` with TensorBoard output vs no callbacks. "
+        f"{args.blocks} paired blocks of {BLOCK_STEPS} steps ({BLOCK_STEPS // EVERY_N_STEPS} readings) "
+        "per configuration, in alternating order; ms/step is the median block, the overhead the "
+        "median [quartiles] of each block against the plain block next to it."
     )
     machine = (
         f"keras {keras.__version__}, backend {backend}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, load average at the end {load}."
     )
-    header = (
-        "| optimizer | monitors | steady ms/step | overhead | readings ms/step "
-        "(% of plain step) | total s |"
-    )
+    header = "| optimizer | monitors | ms/step | overhead | readings ms/step (% of plain step) |"
     table = "\n".join(
-        [f"# Monitor overhead: {backend}", "", setup, "", machine, "", header, "|---|---|---|---|---|---|", *rows, ""]
+        [f"# Monitor overhead: {backend}", "", setup, "", machine, "", header, "|---|---|---|---|---|", *rows, ""]
     )
     print()
     print(table)
