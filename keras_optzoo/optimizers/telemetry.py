@@ -49,6 +49,7 @@ read those on the device every `every_n_steps`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -167,12 +168,25 @@ class Telemetry:
             with torch.no_grad():
                 self.values.value[norm_at] = 0.0
                 self.counters.value[step_at] = 0
+        elif backend == "jax":
+            values, counters = _jax_zeroed(norm_at, step_at)(self.values.value, self.counters.value)
+            self.values.assign(values)
+            self.counters.assign(counters)
         else:
             values = np.array(ops.convert_to_numpy(self.values))
             counters = np.array(ops.convert_to_numpy(self.counters))
             values[norm_at], counters[step_at] = 0.0, 0
             self.values.assign(values)
             self.counters.assign(counters)
+
+
+@functools.cache
+def _jax_zeroed(norm_at: int, step_at: int):
+    """`(values, counters) -> the same with the maximum and its step zeroed`,
+    jitted: one dispatch, where a NumPy round trip of both cost 0.1 ms."""
+    import jax
+
+    return jax.jit(lambda values, counters: (values.at[norm_at].set(0.0), counters.at[step_at].set(0)))
 
 
 _QUANTITIES = (*Telemetry.SCALARS, *Telemetry.COUNTERS, "gradient_norms", "update_norms")
