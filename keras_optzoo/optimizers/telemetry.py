@@ -110,38 +110,39 @@ class Telemetry:
         # Only for names not found otherwise: the quantities in `values`/`counters`.
         if name not in _QUANTITIES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return self._parts(ops.convert_to_tensor(self.values), ops.convert_to_tensor(self.counters))[name]
+        return self._part(name, ops.convert_to_tensor(self.values), ops.convert_to_tensor(self.counters))
 
-    def _parts(self, values, counters) -> dict[str, Any]:
-        """`{quantity: slice}` of the two vectors (tensors)."""
-        n, start = self.num_variables, len(self.SCALARS)
-        parts = {name: values[i] for i, name in enumerate(self.SCALARS)}
-        parts.update({name: counters[i] for i, name in enumerate(self.COUNTERS)})
-        parts["gradient_norms"] = values[start : start + n]
-        parts["update_norms"] = values[start + n :]
-        return parts
+    def _part(self, name: str, values, counters):
+        """Quantity `name`'s slice of the two vectors (tensors)."""
+        if name in self.SCALARS:
+            return values[self.SCALARS.index(name)]
+        if name in self.COUNTERS:
+            return counters[self.COUNTERS.index(name)]
+        start = len(self.SCALARS) + (0 if name == "gradient_norms" else self.num_variables)
+        return values[start : start + self.num_variables]
 
     def current(self, step_ops) -> dict[str, Any]:
         """Every quantity, read for the step (see `_step_ops`). On torch's
         eager step, views of the variables' own tensors, made once: a view
         is an op, at microseconds each."""
         xp, read, _ = step_ops
-        if xp is ops:
-            return self._parts(read(self.values), read(self.counters))
         values, counters = read(self.values), read(self.counters)
+        if xp is ops:
+            return {name: self._part(name, values, counters) for name in _QUANTITIES}
         cached = self.__dict__.get("_views")
         if cached is None or cached[0] is not values or cached[1] is not counters:
-            cached = self._views = (values, counters, self._parts(values, counters))
+            views = {name: self._part(name, values, counters) for name in _QUANTITIES}
+            cached = self._views = (values, counters, views)
         return cached[2]
 
-    def store(self, step_ops, new: dict[str, Any]) -> None:
-        """Assign the quantities in `new`, keeping the others."""
+    def store(self, step_ops, current: dict[str, Any], new: dict[str, Any]) -> None:
+        """Assign the quantities in `new`, keeping the others (`current`, as
+        `current(step_ops)` returned them)."""
         xp, _, assign_all = step_ops
         if xp is not ops:
-            views = self.current(step_ops)
-            assign_all([(views[name], value) for name, value in new.items()])
+            assign_all([(current[name], value) for name, value in new.items()])
             return
-        merged = {**self.current(step_ops), **new}
+        merged = {**current, **new}
         values = ops.concatenate([
             ops.stack([merged[name] for name in self.SCALARS]),
             merged["gradient_norms"],
@@ -371,7 +372,7 @@ def finish_step(optimizer, trainable_variables: list) -> None:
     if updates:
         squares = _in_build_order(list(updates.values()), list(updates), size)
         new.update(update_norm=ops.sqrt(ops.sum(squares)), update_norms=ops.sqrt(squares))
-    state.store(step_ops, new)
+    state.store(step_ops, current, new)
 
 
 def _step_ops(optimizer):
@@ -387,23 +388,29 @@ def _step_ops(optimizer):
         from keras.src.backend.common.stateless_scope import in_stateless_scope
 
         if not in_stateless_scope():
-            import torch
-
-            from keras_optzoo.optimizers.torch_fast_path import _own_tensor
-
-            def assign_all(pairs: list) -> None:
-                # Without `no_grad` the variables would join the autograd
-                # graph of the update norms (the weights are `Parameter`s).
-                with torch.no_grad():
-                    torch._foreach_copy_([_own_tensor(t) for t, _ in pairs], [value for _, value in pairs])
-
-            return torch, _own_tensor, assign_all
+            return _torch_step_ops()
 
     def assign_all(pairs: list) -> None:
         for variable, value in pairs:
             optimizer.assign(variable, value)
 
     return ops, ops.convert_to_tensor, assign_all
+
+
+@functools.cache
+def _torch_step_ops():
+    """`_step_ops` on torch's eager step, made once (it has no per-optimizer part)."""
+    import torch
+
+    from keras_optzoo.optimizers.torch_fast_path import _own_tensor
+
+    def assign_all(pairs: list) -> None:
+        # Without `no_grad` the variables would join the autograd
+        # graph of the update norms (the weights are `Parameter`s).
+        with torch.no_grad():
+            torch._foreach_copy_([_own_tensor(t) for t, _ in pairs], [value for _, value in pairs])
+
+    return torch, _own_tensor, assign_all
 
 
 # ---------------------------------------------------------------------------
