@@ -26,14 +26,14 @@ SHAPES = [(3, 2), (4,), (2, 2)]
 SCALES = [0.02, 10.0, 0.1, 3.0, 0.05]
 
 
-def _variables(seed: int = 0) -> list[keras.Variable]:
+def _variables(seed: int = 0, shapes=SHAPES) -> list[keras.Variable]:
     rng = np.random.default_rng(seed)
-    return [keras.Variable(rng.standard_normal(s).astype("float32"), name=f"w{i}") for i, s in enumerate(SHAPES)]
+    return [keras.Variable(rng.standard_normal(s).astype("float32"), name=f"w{i}") for i, s in enumerate(shapes)]
 
 
-def _gradients(seed: int = 1) -> list[list[np.ndarray]]:
+def _gradients(seed: int = 1, shapes=SHAPES, factor: float = 1.0) -> list[list[np.ndarray]]:
     rng = np.random.default_rng(seed)
-    return [[(rng.standard_normal(s) * scale).astype("float32") for s in SHAPES] for scale in SCALES]
+    return [[(rng.standard_normal(s) * scale * factor).astype("float32") for s in shapes] for scale in SCALES]
 
 
 def _numpy_clip(grads: list[np.ndarray], clip: dict) -> tuple[list[np.ndarray], bool]:
@@ -108,6 +108,52 @@ def test_recorded_norms_match_numpy_in_the_compiled_step(clip):
         assert int(to_numpy(state.max_gradient_norm_step)) == largest_step
     if clip:
         assert 0 < expected_clipped < len(SCALES), "the scales must clip some steps, not all"
+
+
+# Large enough for TensorFlow's XLA update function (tensors of 2**15
+# elements on average); on torch `fused=True` runs `CompiledStep`, which
+# records the gradient telemetry inside its compiled graph.
+LARGE_SHAPES = [(200, 200), (40000,)]
+
+
+@pytest.mark.parametrize(
+    "clip", [{}, {"global_clipnorm": 1.0}, {"clipnorm": 0.5}], ids=["none", "global_clipnorm", "clipnorm"]
+)
+def test_gradient_norms_recorded_inside_the_compiled_update_match_numpy(clip, monkeypatch):
+    variables = _variables(shapes=LARGE_SHAPES)
+    optimizer = oz.optimizers.Adam(learning_rate=0.05, fused=True, **clip)
+    optimizer.build(variables)
+    optimizer.record_telemetry, optimizer.record_update_norms = True, False
+    taken = []
+    take = telemetry.take_gradients
+    monkeypatch.setattr(telemetry, "take_gradients", lambda opt: taken.append(take(opt)) or taken[-1])
+    apply = compiled_apply(optimizer, variables)
+    state = optimizer._telemetry
+    expected_clipped, largest, largest_step = 0, 0.0, 0
+    # Scaled so that the clipping thresholds clip some steps, not all.
+    for step, grads in enumerate(_gradients(shapes=LARGE_SHAPES, factor=1 / 200), start=1):
+        apply(grads)
+        recorded = _read(state)
+        clipped, was_clipped = _numpy_clip(grads, clip)
+        expected_clipped += int(was_clipped)
+        norms = [np.linalg.norm(g.astype(np.float64)) for g in grads]
+        np.testing.assert_allclose(recorded["gradient_norms"], norms, rtol=2e-5)
+        np.testing.assert_allclose(recorded["gradient_norm"], _global(norms), rtol=2e-5)
+        np.testing.assert_allclose(
+            recorded["clipped_gradient_norm"], _global([np.linalg.norm(g) for g in clipped]), rtol=2e-5
+        )
+        if _global(norms) > largest:
+            largest, largest_step = _global(norms), step
+        np.testing.assert_allclose(recorded["max_gradient_norm"], largest, rtol=2e-5)
+        assert recorded["max_gradient_norm_step"] == largest_step
+        assert recorded["clipped_steps"] == expected_clipped
+        assert recorded["recorded_steps"] == step
+        assert not np.any(recorded["update_norms"]), "update norms were not asked for"
+    if clip:
+        assert 0 < expected_clipped < len(SCALES), "the scales must clip some steps, not all"
+    if keras.backend.backend() == "torch":
+        # `CompiledStep` took the recording over.
+        assert len(taken) == len(SCALES) and all(note is not None for note in taken)
 
 
 def test_nothing_is_recorded_while_recording_is_off():

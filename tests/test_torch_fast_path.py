@@ -215,7 +215,7 @@ def _momentum_with_changes(fused: bool | None, direct_calls: list | None = None)
                     grads.append(torch.tensor(rng.standard_normal(v.shape), dtype=torch.float32))
             optimizer.apply(grads, variables)
             if direct_calls is not None:
-                direct_calls.append(optimizer._fused_step._direct is not None)
+                direct_calls.append(bool(optimizer._fused_step._direct_calls))
 
     steps(5)
     steps(5, transposed=True)
@@ -249,7 +249,14 @@ def test_compiled_step_called_directly_follows_every_change():
     grads = [torch.ones(v.shape) for v in optimizer._trainable_variables]
     optimizer.apply(grads, optimizer._trainable_variables)
     assert not dynamo_entries  # the layout and hyperparameters compiled last: direct
-    optimizer.momentum = 0.9
+    optimizer.momentum = 0.7
+    optimizer.apply(grads, optimizer._trainable_variables)
+    assert dynamo_entries == [1]
+    # Back to a step compiled before (as `fit` without monitors after one
+    # with them): direct again, not Dynamo's entry every step.
+    optimizer.momentum = 0.5
+    optimizer.apply(grads, optimizer._trainable_variables)
+    optimizer.momentum = 0.7
     optimizer.apply(grads, optimizer._trainable_variables)
     assert dynamo_entries == [1]
 

@@ -53,6 +53,7 @@ from keras.src.backend.common.variables import get_autocast_scope
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 from torch.fx.passes.split_module import split_module
 
+from keras_optzoo.optimizers import telemetry
 from keras_optzoo.optimizers.base import has_small_tensors
 from keras_optzoo.optimizers.sgd import SGD
 
@@ -98,7 +99,8 @@ def _step_inputs(optimizer, learning_rate, read):
     return learning_rate, step, optimizer._step_is_finite
 
 
-def _compiled_body(optimizer, grads, variables, slot_lists, slot_names, decays, learning_rate, step, keep):
+def _compiled_body(optimizer, grads, variables, slot_lists, slot_names, decays, learning_rate, step, keep,
+                   recording):
     for index, (gradient, variable) in enumerate(zip(grads, variables)):
         compute_dtype = _compute_dtype(variable.dtype)
         slots = {name: slot_list[index] for name, slot_list in zip(slot_names, slot_lists)}
@@ -114,6 +116,31 @@ def _compiled_body(optimizer, grads, variables, slot_lists, slot_names, decays, 
         for name, value in new_slots.items():
             slots[name].copy_(value)
         variable.copy_(new_theta)
+    if recording is not None:
+        # The gradient telemetry (`_recording_inputs`), in the same graph:
+        # Inductor reads each gradient for its norm in a loop of its own
+        # kernel, where eagerly the norms and their bookkeeping are two
+        # dozen ops.
+        pre_clip_grads, noted_step, values, counters, indices = recording
+        noted = {"grads": pre_clip_grads or grads, "clipped_grads": grads, "clipping": optimizer,
+                 "step": noted_step}
+        new_values, new_counters = telemetry.recorded_vectors(optimizer, noted, values, counters, list(indices))
+        values.copy_(new_values)
+        counters.copy_(new_counters)
+
+
+def _recording_inputs(optimizer, trainable_variables, read):
+    """What `_compiled_body` records the gradient telemetry from, taking the
+    optimizer's note of it (`telemetry.take_gradients`), or None when it
+    records none: `(pre-clip gradients, or [] when the optimizer does not
+    clip, the step, the telemetry's two vectors, the variables' indices)`."""
+    noted = telemetry.take_gradients(optimizer) if optimizer.record_telemetry else None
+    if noted is None:
+        return None, None
+    state = optimizer._telemetry
+    pre_clip = [_tensor(g) for g in noted["grads"]] if telemetry.clipping_configured(optimizer) else []
+    indices = tuple(optimizer._get_variable_index(variable) for variable in trainable_variables)
+    return noted, (pre_clip, noted["step"], read(state.values), read(state.counters), indices)
 
 
 def _is_scalar_tensor(node) -> bool:
@@ -186,6 +213,8 @@ def hoist_step_scalars(graph_module, example_inputs):
 
 
 _compiled_instances = itertools.count()
+# Graphs kept for direct calls per `CompiledStep` (Dynamo's own cache keeps 8).
+_MAX_DIRECT_CALLS = 8
 
 
 class CompiledStep:
@@ -194,10 +223,12 @@ class CompiledStep:
     def __init__(self, optimizer) -> None:
         self.optimizer = optimizer
         self.failed = False
-        # `(graph, input sources)` of the latest compile, and the graph to
-        # call directly while steps look like the one it was compiled for.
+        # `(graph, input sources)` of the latest compile, and the graphs to
+        # call directly for steps that look like one they were compiled for,
+        # by `_DirectCall.key`: several, as `fit` with monitors records the
+        # telemetry and `fit` without does not.
         self._latest_compile: tuple | None = None
-        self._direct: _DirectCall | None = None
+        self._direct_calls: dict[tuple, _DirectCall] = {}
         # Dynamo caches compiled graphs per code object and guards on the
         # optimizer instance; a private copy of the code keeps each optimizer
         # in its own cache instead of exhausting a shared recompile limit.
@@ -230,20 +261,25 @@ class CompiledStep:
         decays = tuple(optimizer._decays(variable) for variable in trainable_variables)
         grads = [_tensor(g) for g in grads]
         learning_rate, step, keep = _step_inputs(optimizer, learning_rate, read)
+        noted, recording = _recording_inputs(optimizer, trainable_variables, read)
         inputs = {"grads": grads, "variables": variables, "slot_lists": slot_lists,
-                  "learning_rate": learning_rate, "step": step, "keep": keep}
+                  "learning_rate": learning_rate, "step": step, "keep": keep, "recording": recording}
         key = _DirectCall.key(optimizer, inputs, decays)
-        if self._direct is not None and self._direct.key == key:
+        direct = self._direct_calls.get(key)
+        if direct is not None:
             with torch.no_grad():
-                self._direct(inputs)
+                direct(inputs)
             return True
         compiled_before = self._latest_compile
         try:
             with torch.no_grad():
                 self._compiled(optimizer, grads, variables, slot_lists, slot_names, decays,
-                               learning_rate, step, keep)
+                               learning_rate, step, keep, recording)
         except Exception as error:  # noqa: BLE001 - any compiler failure means "run eagerly"
-            # Compilation fails before any kernel runs, so nothing was written.
+            # Compilation fails before any kernel runs, so nothing was written;
+            # the eager step records the telemetry.
+            if noted is not None:
+                optimizer._telemetry.pending = noted
             self.failed = True
             warnings.warn(
                 f"{type(optimizer).__name__}: torch.compile of the fused step failed "
@@ -254,13 +290,16 @@ class CompiledStep:
             return False
         if self._latest_compile is not compiled_before:  # Dynamo compiled this step's graph
             compiled, sources = self._latest_compile
-            self._direct = _DirectCall(key, compiled, sources) if sources is not None else None
+            if sources is not None:
+                if len(self._direct_calls) >= _MAX_DIRECT_CALLS:
+                    self._direct_calls.pop(next(iter(self._direct_calls)))
+                self._direct_calls[key] = _DirectCall(key, compiled, sources)
         return True
 
 
 # A graph input's source as Dynamo names it: `L['grads'][3]`,
 # `L['slot_lists'][1][3]`, `L['step']` (`L`: `_compiled_body`'s arguments).
-_SOURCE = re.compile(r"L\['(grads|variables|slot_lists|learning_rate|step|keep)'\]((?:\[\d+\])*)")
+_SOURCE = re.compile(r"L\['(grads|variables|slot_lists|learning_rate|step|keep|recording)'\]((?:\[\d+\])*)")
 
 
 def _input_sources(graph_module) -> list[tuple[str, tuple[int, ...]]] | None:
@@ -304,8 +343,14 @@ class _DirectCall:
                    inputs["learning_rate"], inputs["step"]]
         if inputs["keep"] is not None:
             tensors.append(inputs["keep"])
+        recording = inputs["recording"]
+        if recording is not None:
+            pre_clip_grads, noted_step, values, counters, indices = recording
+            tensors += [*pre_clip_grads, noted_step, values, counters]
+            # The clipping the graph tests for, and where each variable's norm goes.
+            recording = (optimizer.clipnorm, optimizer.global_clipnorm, optimizer.clipvalue, indices)
         layout = tuple((t.dtype, t.shape, t.stride(), t.device) for t in tensors)
-        return (hyperparameters, optimizer.weight_decay, decays, inputs["keep"] is None, layout)
+        return (hyperparameters, optimizer.weight_decay, decays, inputs["keep"] is None, recording, layout)
 
     def __call__(self, inputs: dict) -> None:
         arguments = []
