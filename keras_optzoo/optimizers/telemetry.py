@@ -39,8 +39,13 @@ step), so they have their own switch, the Python attribute
 False: `UpdateRatioMonitor` compares weight copies instead; they delete it again at the end of
 training); with it False, `update_norm` and `update_norms` keep their last
 values.
-Each quantity is computed with one op per variable and one op per vector, so
-the recording adds a few dozen small ops to the step whatever the model.
+The gradients are reduced with one op per variable (their norms, and for
+`clipvalue` their largest values); the bookkeeping after (the global norm,
+the maximum and its step, the counters, the new vectors) is a few dozen
+scalar ops. Where that is one op each it costs more than the norms, so on
+TensorFlow it is one XLA-compiled function, and torch's `CompiledStep`
+records the whole telemetry inside its compiled graph; JAX's step is
+compiled whole anyway.
 
 The second half of this module names the moments of every algorithm and
 computes the effective per-parameter learning rate from them; the monitors

@@ -130,10 +130,11 @@ def _compiled_body(optimizer, grads, variables, slot_lists, slot_names, decays, 
 
 
 def _recording_inputs(optimizer, trainable_variables, read):
-    """What `_compiled_body` records the gradient telemetry from, taking the
-    optimizer's note of it (`telemetry.take_gradients`), or None when it
-    records none: `(pre-clip gradients, or [] when the optimizer does not
-    clip, the step, the telemetry's two vectors, the variables' indices)`."""
+    """`(note, inputs)`: the optimizer's note of this step's gradients, taken
+    over (`telemetry.take_gradients`), and what `_compiled_body` records the
+    gradient telemetry from, `(pre-clip gradients, or [] when the optimizer
+    does not clip, the step, the telemetry's two vectors, the variables'
+    indices)`; `(None, None)` when the step records none."""
     noted = telemetry.take_gradients(optimizer) if optimizer.record_telemetry else None
     if noted is None:
         return None, None
