@@ -343,7 +343,8 @@ def record_gradients(optimizer, grads: list, clipped_grads: list, clipping=None)
 def take_gradients(optimizer) -> dict[str, Any] | None:
     """The gradients `record_gradients` noted for this step, taken over (the
     optimizer's note is cleared) by a compiled update that records them
-    itself, or None when nothing is noted or update norms are recorded too."""
+    itself, or None when nothing is noted (or update norms are, which the
+    compiled update does not record)."""
     pending = optimizer._telemetry.pending
     if "grads" not in pending or pending.get("update_squares"):
         return None
@@ -362,7 +363,14 @@ def _gradient_reductions(xp, pending: dict[str, Any]) -> dict[str, Any]:
     if clipping_configured(clipping):
         reductions["clipped_norms"] = l2_norms([as_float32(g) for g in pending["clipped_grads"]])
     if clipping.clipvalue and not (clipping.global_clipnorm or clipping.clipnorm):
-        reductions["largest"] = xp.stack([xp.max(xp.abs(g)) for g in grads])
+        if keras.backend.backend() == "torch":
+            # Torch's own ops: Dynamo cannot trace `keras.ops.max` inside
+            # `CompiledStep`'s graph (an `isinstance` on its argument).
+            import torch
+
+            reductions["largest"] = torch.stack([torch.amax(torch.abs(g)) for g in grads])
+        else:
+            reductions["largest"] = xp.stack([xp.max(xp.abs(g)) for g in grads])
     return reductions
 
 
@@ -458,8 +466,9 @@ def _tensorflow_bookkeeping(state: Telemetry, clipping, indices: list[int] | Non
     -> (new values, new counters)` as one XLA-compiled function, made once
     per clipping and variable order; elsewhere (and under a distribution
     strategy) None. The step's bookkeeping is some thirty scalar ops, each
-    a graph node TensorFlow schedules for microseconds: 5% of a
-    600k-parameter MLP's step, where one XLA launch costs a tenth of that."""
+    a graph node TensorFlow schedules for microseconds. Inside `fit` of a
+    600k-parameter MLP the recording cost +6.8% with them as graph ops (the
+    norms alone +1.9%), and -1.6% [quartiles -9.8, +3.0] with this function."""
     if keras.backend.backend() != "tensorflow":
         return None
     import tensorflow as tf
