@@ -160,6 +160,25 @@ def test_gradient_norms_recorded_inside_the_compiled_update_match_numpy(clip, mo
         assert not optimizer._fused_step.failed
 
 
+def test_gradient_accumulation_records_the_averaged_gradient_once_per_update():
+    variables = _variables()
+    optimizer = oz.optimizers.Adam(learning_rate=0.05, gradient_accumulation_steps=2)
+    optimizer.build(variables)
+    optimizer.record_telemetry, optimizer.record_update_norms = True, False
+    apply = compiled_apply(optimizer, variables)
+    state = optimizer._telemetry
+    gradients = _gradients()[:4]
+    for update, (first, second) in enumerate(zip(gradients[::2], gradients[1::2]), start=1):
+        apply(first)
+        assert int(to_numpy(state.recorded_steps)) == update - 1, "recorded before the update step"
+        apply(second)
+        averaged = [(a.astype(np.float64) + b) / 2 for a, b in zip(first, second)]
+        norms = [np.linalg.norm(g) for g in averaged]
+        np.testing.assert_allclose(to_numpy(state.gradient_norms), norms, rtol=2e-5)
+        np.testing.assert_allclose(to_numpy(state.gradient_norm), _global(norms), rtol=2e-5)
+        assert int(to_numpy(state.recorded_steps)) == update
+
+
 def test_nothing_is_recorded_while_recording_is_off():
     variables = _variables()
     optimizer = oz.optimizers.Adam(learning_rate=0.05, global_clipnorm=1.0)
