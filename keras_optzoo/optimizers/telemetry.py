@@ -245,9 +245,8 @@ def as_float32(gradient):
 
 
 def l2_norms(tensors: list):
-    """The L2 norm of each (float32) tensor, as one float32 vector. On a
-    torch device one `_foreach_norm` call: the eager step would otherwise
-    launch two kernels per tensor every step."""
+    """The L2 norm of each (float32) tensor, as one float32 vector, by the
+    cheapest ops each backend has for it (see the comments)."""
     if not tensors:
         return ops.zeros((0,), "float32")
     if keras.backend.backend() == "torch":
@@ -266,6 +265,7 @@ def l2_norms(tensors: list):
             # cost 9-12% of the step, the dots 1%.
             flat = [t.reshape(-1) for t in tensors]
             return torch.sqrt(torch.stack([torch.dot(f, f) for f in flat]))
+        # One launch on an accelerator, not two per tensor.
         return torch.stack(torch._foreach_norm(list(tensors)))
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -343,16 +343,16 @@ def record_gradients(optimizer, grads: list, clipped_grads: list, clipping=None)
 def take_gradients(optimizer) -> dict[str, Any] | None:
     """The gradients `record_gradients` noted for this step, taken over (the
     optimizer's note is cleared) by a compiled update that records them
-    itself, or None when nothing is noted (or update norms are, which the
-    compiled update does not record)."""
+    itself, or None when nothing is noted. Only a step that records no
+    update norms is compiled, so the note holds no update norms."""
     pending = optimizer._telemetry.pending
-    if "grads" not in pending or pending.get("update_squares"):
+    if "grads" not in pending:
         return None
     optimizer._telemetry.pending = {}
     return pending
 
 
-def _gradient_reductions(xp, pending: dict[str, Any]) -> dict[str, Any]:
+def _gradient_reductions(pending: dict[str, Any]) -> dict[str, Any]:
     """What the telemetry needs of the step's gradients themselves (the
     step `pending`, as `record_gradients` notes it, describes): each
     gradient's norm before and (with clipping) after clipping, and for
@@ -364,13 +364,14 @@ def _gradient_reductions(xp, pending: dict[str, Any]) -> dict[str, Any]:
         reductions["clipped_norms"] = l2_norms([as_float32(g) for g in pending["clipped_grads"]])
     if clipping.clipvalue and not (clipping.global_clipnorm or clipping.clipnorm):
         if keras.backend.backend() == "torch":
-            # Torch's own ops: Dynamo cannot trace `keras.ops.max` inside
-            # `CompiledStep`'s graph (an `isinstance` on its argument).
+            # Torch's own ops, eager (a `keras.ops` call costs several times
+            # more) and inside `CompiledStep`'s graph (Dynamo cannot trace
+            # `keras.ops.max`: an `isinstance` on its argument).
             import torch
 
             reductions["largest"] = torch.stack([torch.amax(torch.abs(g)) for g in grads])
         else:
-            reductions["largest"] = xp.stack([xp.max(xp.abs(g)) for g in grads])
+            reductions["largest"] = ops.stack([ops.max(ops.abs(g)) for g in grads])
     return reductions
 
 
@@ -447,7 +448,7 @@ def finish_step(optimizer, trainable_variables: list) -> None:
     size = state.num_variables
     reductions = indices = None
     if "grads" in pending:
-        reductions = _gradient_reductions(xp, pending)
+        reductions = _gradient_reductions(pending)
         indices = [optimizer._get_variable_index(v) for v in trainable_variables]
     squares = _in_build_order(list(updates.values()), list(updates), size) if updates else None
     clipping, step = pending.get("clipping"), pending.get("step")
@@ -462,13 +463,13 @@ def finish_step(optimizer, trainable_variables: list) -> None:
 
 
 def _tensorflow_bookkeeping(state: Telemetry, clipping, indices: list[int] | None):
-    """On TensorFlow, `(values, counters, reductions, step, update squares)
-    -> (new values, new counters)` as one XLA-compiled function, made once
-    per clipping and variable order; elsewhere (and under a distribution
-    strategy) None. The step's bookkeeping is some thirty scalar ops, each
-    a graph node TensorFlow schedules for microseconds. Inside `fit` of a
-    600k-parameter MLP the recording cost +6.8% with them as graph ops (the
-    norms alone +1.9%), and -1.6% [quartiles -9.8, +3.0] with this function."""
+    """On TensorFlow, `_new_vectors` for this clipping and variable order
+    as one XLA-compiled function, made once; elsewhere (and under a
+    distribution strategy) None. The step's bookkeeping is some thirty
+    scalar ops, each a graph node TensorFlow schedules for microseconds.
+    Inside `fit` of a 600k-parameter MLP the recording cost +6.8% with them
+    as graph ops (the norms alone +1.9%), and -1.6% [quartiles -9.8, +3.0]
+    with this function."""
     if keras.backend.backend() != "tensorflow":
         return None
     import tensorflow as tf
@@ -481,30 +482,31 @@ def _tensorflow_bookkeeping(state: Telemetry, clipping, indices: list[int] | Non
     key = (clipping_key, None if indices is None else tuple(indices))
     cache = state.__dict__.setdefault("_tensorflow_bookkeeping", {})
     if key not in cache:
-
-        def bookkeeping(values, counters, reductions, step, update_squares):
-            current = state.parts(values, counters)
-            new = _new_quantities(
-                ops, clipping, reductions, step, update_squares, current, indices, state.num_variables
-            )
-            return state.packed({**current, **new})
-
-        cache[key] = tf.function(bookkeeping, jit_compile=True, autograph=False)
+        cache[key] = tf.function(
+            functools.partial(_new_vectors, state, clipping, indices=indices),
+            jit_compile=True, autograph=False,
+        )
     return cache[key]
 
 
-def recorded_vectors(optimizer, pending: dict[str, Any], values, counters, indices: list[int]):
-    """`(values, counters)`, the tensors of the telemetry vectors, after
-    recording the gradients `pending` notes (one `take_gradients` took, with
-    the compiled graph's own tensors), as new tensors: for a compiled update
-    that writes them itself."""
-    state = optimizer._telemetry
+def _new_vectors(state: Telemetry, clipping, values, counters, reductions, step, update_squares,
+                 indices: list[int] | None):
+    """`(values, counters)` after a step, as new tensors, from the tensors
+    of the two vectors before it (see `_new_quantities` for the rest): for
+    a compiled function that writes or assigns them itself."""
     current = state.parts(values, counters)
-    reductions = _gradient_reductions(ops, pending)
-    new = _new_quantities(
-        ops, pending["clipping"], reductions, pending["step"], None, current, indices, state.num_variables
-    )
+    new = _new_quantities(ops, clipping, reductions, step, update_squares, current, indices, state.num_variables)
     return state.packed({**current, **new})
+
+
+def recorded_vectors(optimizer, pending: dict[str, Any], values, counters, indices: list[int]):
+    """`_new_vectors` for the gradients `pending` notes (one
+    `take_gradients` took, with the compiled graph's own tensors): torch's
+    `CompiledStep` records with it inside its graph."""
+    return _new_vectors(
+        optimizer._telemetry, pending["clipping"], values, counters, _gradient_reductions(pending),
+        pending["step"], None, indices,
+    )
 
 
 def _step_ops(optimizer):
