@@ -257,7 +257,10 @@ class CompiledStep:
         optimizer = self.optimizer
         read = _reader()
         slot_names = tuple(optimizer._slots)
-        slot_lists = [[read(slot) for slot in optimizer._slots[name]] for name in slot_names]
+        # By the optimizer's index of each variable: Keras hands `apply` only
+        # the variables that have a gradient, a subset of those it was built with.
+        positions = [optimizer._get_variable_index(variable) for variable in trainable_variables]
+        slot_lists = [[read(optimizer._slots[name][i]) for i in positions] for name in slot_names]
         variables = [read(variable) for variable in trainable_variables]
         decays = tuple(optimizer._decays(variable) for variable in trainable_variables)
         grads = [_tensor(g) for g in grads]
@@ -463,8 +466,11 @@ class _Group:
         self.weights = list(zip(variables, weights, [weight.data_ptr() for weight in weights]))
         self.slot_buffers = {}
         self.slot_views = []
+        # The slots by the optimizer's index of each variable (`indices` are
+        # positions in `trainable_variables`, which may be a subset of them).
+        positions = [optimizer._get_variable_index(variable) for variable in variables]
         for name, slots in optimizer._slots.items():
-            slot_variables = [slots[i] for i in indices]
+            slot_variables = [slots[i] for i in positions]
             tensors = [slot._value.detach() for slot in slot_variables]
             buffer = _flatten_dense_tensors(tensors)
             for slot, part in zip(slot_variables, _unflatten_dense_tensors(buffer, tensors)):
