@@ -110,6 +110,58 @@ def test_recorded_norms_match_numpy_in_the_compiled_step(clip):
         assert 0 < expected_clipped < len(SCALES), "the scales must clip some steps, not all"
 
 
+@pytest.mark.parametrize(
+    "clip",
+    [{}, {"global_clipnorm": 1.0}, {"clipnorm": 0.5}, {"clipvalue": 0.3}],
+    ids=["none", "global_clipnorm", "clipnorm", "clipvalue"],
+)
+def test_gradient_norms_recorded_without_update_norms_match_numpy(clip, monkeypatch):
+    """As the monitors record: gradients only. Small tensors, so on torch the
+    eager step records, with its bookkeeping in Python floats
+    (`telemetry._HostScalars`); a step on some variables only records 0 for
+    the others."""
+    variables = _variables()
+    optimizer = oz.optimizers.Adam(learning_rate=0.05, **clip)
+    optimizer.build(variables)
+    optimizer.record_telemetry, optimizer.record_update_norms = True, False
+    if keras.backend.backend() == "torch":
+        chosen = []
+        step_ops = telemetry._step_ops
+        monkeypatch.setattr(telemetry, "_step_ops", lambda opt: chosen.append(step_ops(opt)[0]) or step_ops(opt))
+    apply = compiled_apply(optimizer, variables)
+    state = optimizer._telemetry
+    expected_clipped, largest, largest_step = 0, 0.0, 0
+    for step, grads in enumerate(_gradients(), start=1):
+        apply(grads)
+        recorded = _read(state)
+        expected_clipped += int(_numpy_clip(grads, clip)[1])
+        norms = [np.linalg.norm(g.astype(np.float64)) for g in grads]
+        np.testing.assert_allclose(recorded["gradient_norms"], norms, rtol=2e-5)
+        np.testing.assert_allclose(recorded["gradient_norm"], _global(norms), rtol=2e-5)
+        clipped, _ = _numpy_clip(grads, clip)
+        np.testing.assert_allclose(
+            recorded["clipped_gradient_norm"], _global([np.linalg.norm(g) for g in clipped]), rtol=2e-5
+        )
+        if _global(norms) > largest:
+            largest, largest_step = _global(norms), step
+        np.testing.assert_allclose(recorded["max_gradient_norm"], largest, rtol=2e-5)
+        assert recorded["max_gradient_norm_step"] == largest_step
+        assert recorded["clipped_steps"] == expected_clipped
+        assert recorded["recorded_steps"] == step
+        assert not np.any(recorded["update_norms"]) and recorded["update_norm"] == 0
+    if clip:
+        assert 0 < expected_clipped < len(SCALES), "the scales must clip some steps, not all"
+
+    # A step on the last variable only (a model with a frozen layer).
+    last = _gradients(seed=5)[1][-1]
+    optimizer.apply([keras.ops.convert_to_tensor(last)], variables[-1:])
+    recorded = _read(state)
+    np.testing.assert_allclose(recorded["gradient_norms"], [0.0, 0.0, np.linalg.norm(last)], rtol=2e-5)
+    assert recorded["recorded_steps"] == len(SCALES) + 1
+    if keras.backend.backend() == "torch":
+        assert chosen and set(chosen) == {telemetry._HostScalars}, "the eager CPU step records on the host"
+
+
 # Large enough for TensorFlow's XLA update function (tensors of 2**15
 # elements on average); on torch `fused=True` runs `CompiledStep`, which
 # records the gradient telemetry inside its compiled graph.

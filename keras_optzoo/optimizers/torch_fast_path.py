@@ -141,7 +141,11 @@ def _recording_inputs(optimizer, trainable_variables, read):
     state = optimizer._telemetry
     pre_clip = [_tensor(g) for g in noted["grads"]] if telemetry.clipping_configured(optimizer) else []
     indices = tuple(optimizer._get_variable_index(variable) for variable in trainable_variables)
-    return noted, (pre_clip, noted["step"], read(state.values), read(state.counters), indices)
+    step = noted["step"]
+    if not isinstance(step, torch.Tensor):
+        # Noted as a Python int for the host bookkeeping (`telemetry._host_step_ops`).
+        step = torch.tensor(step)
+    return noted, (pre_clip, step, read(state.values), read(state.counters), indices)
 
 
 def _is_scalar_tensor(node) -> bool:
