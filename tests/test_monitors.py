@@ -286,6 +286,22 @@ def test_monitors_measure_only_every_n_steps_and_leave_batch_end_async():
         assert keras_utils.is_default(cls.on_train_batch_end)
 
 
+def test_monitors_due_together_read_the_optimizer_step_of_their_own_fit():
+    """The monitors due after the same batch share one read of the optimizer
+    step; a later `fit` of the same model counts its batches from 0 again,
+    and must not get the step read at the same count in the fit before."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=oz.optimizers.SGD(0.01), loss="mse")
+    # Two batches a fit: each reads once, at the same count (2).
+    x = np.ones((8, 2), "float32")
+    monitors = [GradientNormMonitor(every_n_steps=2), LearningRateMonitor(every_n_steps=2)]
+    for _ in range(2):
+        model.fit(x, x[:, :1], batch_size=4, epochs=1, verbose=0, callbacks=monitors)
+    for monitor, name in zip(monitors, ["grad_norm", "learning_rate"]):
+        assert [step for step, _ in monitor.history[name]] == [2, 4]
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="only JAX's fit keeps its state outside the variables")
 def test_readings_mid_epoch_read_jax_state_without_syncing_it():
     class SyncEveryStep(keras.callbacks.Callback):
