@@ -476,8 +476,8 @@ class GradientNormMonitor(OptimizerMonitor):
             tensors[tuple(f"grad_norm/{layer}" for layer in layers)] = ops.sqrt(layer_squares)
         return tensors, {}
 
-    def _packed_compute(self, optimizer):
-        packed = super()._packed_compute(optimizer)
+    def _packed_compute(self, optimizer, *inputs):
+        packed = super()._packed_compute(optimizer, *inputs)
         if keras.backend.backend() != "jax":
             # The maximum (and its step) restarts with every reading, in the
             # same compiled call (two eager assigns cost 0.7 ms on
