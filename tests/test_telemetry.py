@@ -263,18 +263,25 @@ def test_reset_max_zeroes_the_maximum_and_its_step_only():
         np.testing.assert_array_equal(value, before[name], err_msg=name)
 
 
-def test_skipped_step_records_its_nonfinite_norm():
+@pytest.mark.parametrize("bad", [np.inf, np.nan], ids=["inf", "nan"])
+@pytest.mark.parametrize("update_norms", [True, False], ids=["with_update_norms", "gradients_only"])
+def test_skipped_step_records_its_nonfinite_norm(bad, update_norms):
+    """Gradients only is how the monitors record (on torch's eager CPU step,
+    the bookkeeping in Python floats)."""
     variables = _variables()
     optimizer = oz.optimizers.Adam(learning_rate=0.05, nonfinite="skip")
     optimizer.build(variables)
-    optimizer.record_telemetry = True
+    optimizer.record_telemetry, optimizer.record_update_norms = True, update_norms
     grads = _gradients()[0]
     grads[1] = grads[1].copy()
-    grads[1][0] = np.inf
+    grads[1][0] = bad
     before = [to_numpy(v) for v in variables]
     compiled_apply(optimizer, variables)(grads)
     recorded = _read(optimizer._telemetry)
-    assert np.isinf(recorded["gradient_norm"]) and np.isinf(recorded["max_gradient_norm"])
+    check = np.isinf if np.isinf(bad) else np.isnan
+    assert check(recorded["gradient_norm"]) and check(recorded["max_gradient_norm"])
+    assert check(recorded["gradient_norms"][1]) and np.isfinite(recorded["gradient_norms"][[0, 2]]).all()
+    assert recorded["max_gradient_norm_step"] == 1 and recorded["recorded_steps"] == 1
     assert recorded["update_norm"] == 0.0, "a skipped step changes no weight"
     assert [np.array_equal(to_numpy(v), b) for v, b in zip(variables, before)] == [True] * 3
 
