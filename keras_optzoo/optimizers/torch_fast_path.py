@@ -129,18 +129,17 @@ def _compiled_body(optimizer, grads, variables, slot_lists, slot_names, decays, 
         counters.copy_(new_counters)
 
 
-def _recording_inputs(optimizer, trainable_variables, read):
+def _recording_inputs(optimizer, indices: tuple[int, ...], read):
     """`(note, inputs)`: the optimizer's note of this step's gradients, taken
     over (`telemetry.take_gradients`), and what `_compiled_body` records the
     gradient telemetry from, `(pre-clip gradients, or [] when the optimizer
     does not clip, the step, the telemetry's two vectors, the variables'
-    indices)`; `(None, None)` when the step records none."""
+    `indices` in the optimizer)`; `(None, None)` when the step records none."""
     noted = telemetry.take_gradients(optimizer) if optimizer.record_telemetry else None
     if noted is None:
         return None, None
     state = optimizer._telemetry
     pre_clip = [_tensor(g) for g in noted["grads"]] if telemetry.clipping_configured(optimizer) else []
-    indices = tuple(optimizer._get_variable_index(variable) for variable in trainable_variables)
     step = noted["step"]
     if not isinstance(step, torch.Tensor):
         # Noted as a Python int for the host bookkeeping (`telemetry._host_step_ops`).
@@ -263,13 +262,13 @@ class CompiledStep:
         slot_names = tuple(optimizer._slots)
         # By the optimizer's index of each variable: Keras hands `apply` only
         # the variables that have a gradient, a subset of those it was built with.
-        positions = [optimizer._get_variable_index(variable) for variable in trainable_variables]
+        positions = tuple(optimizer._get_variable_index(variable) for variable in trainable_variables)
         slot_lists = [[read(optimizer._slots[name][i]) for i in positions] for name in slot_names]
         variables = [read(variable) for variable in trainable_variables]
         decays = tuple(optimizer._decays(variable) for variable in trainable_variables)
         grads = [_tensor(g) for g in grads]
         learning_rate, step, keep = _step_inputs(optimizer, learning_rate, read)
-        noted, recording = _recording_inputs(optimizer, trainable_variables, read)
+        noted, recording = _recording_inputs(optimizer, positions, read)
         inputs = {"grads": grads, "variables": variables, "slot_lists": slot_lists,
                   "learning_rate": learning_rate, "step": step, "keep": keep, "recording": recording}
         key = _DirectCall.key(optimizer, inputs, decays)
