@@ -74,11 +74,38 @@ def _check_step(state, grads, clip, before, after, expected_clipped, step, rtol=
     np.testing.assert_allclose(
         recorded["clipped_gradient_norm"], _global([np.linalg.norm(g) for g in clipped]), rtol=rtol
     )
-    updates = [np.linalg.norm(a - b) for a, b in zip(after, before)]
-    np.testing.assert_allclose(recorded["update_norms"], updates, rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(recorded["update_norm"], _global(updates), rtol=1e-4, atol=1e-7)
+    if before is None:
+        assert not np.any(recorded["update_norms"]) and recorded["update_norm"] == 0, "not asked for"
+    else:
+        updates = [np.linalg.norm(a - b) for a, b in zip(after, before)]
+        np.testing.assert_allclose(recorded["update_norms"], updates, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(recorded["update_norm"], _global(updates), rtol=1e-4, atol=1e-7)
     assert recorded["clipped_steps"] == expected_clipped
     assert recorded["recorded_steps"] == step
+
+
+def _check_recording(optimizer, variables, gradient_steps, clip: dict) -> None:
+    """Apply each step's gradients through the compiled step and check the
+    recording against float64 NumPy after every step (`_check_step`: the
+    update norms where the optimizer records them, else that they stay 0),
+    the running maximum and its step included."""
+    apply = compiled_apply(optimizer, variables)
+    state = optimizer._telemetry
+    updates = telemetry.recording_updates(optimizer)
+    expected_clipped, largest, largest_step = 0, 0.0, 0
+    for step, grads in enumerate(gradient_steps, start=1):
+        before = [to_numpy(v).astype(np.float64) for v in variables] if updates else None
+        apply(grads)
+        after = [to_numpy(v).astype(np.float64) for v in variables] if updates else None
+        expected_clipped += int(_numpy_clip(grads, clip)[1])
+        _check_step(state, grads, clip, before, after, expected_clipped, step)
+        norm = _global([np.linalg.norm(g.astype(np.float64)) for g in grads])
+        if norm > largest:
+            largest, largest_step = norm, step
+        np.testing.assert_allclose(to_numpy(state.max_gradient_norm), largest, rtol=2e-5)
+        assert int(to_numpy(state.max_gradient_norm_step)) == largest_step
+    if clip:
+        assert 0 < expected_clipped < len(SCALES), "the scales must clip some steps, not all"
 
 
 @pytest.mark.parametrize(
@@ -92,22 +119,7 @@ def test_recorded_norms_match_numpy_in_the_compiled_step(clip):
     optimizer = oz.optimizers.Adam(learning_rate=0.05, weight_decay=0.1, **clip)
     optimizer.build(variables)
     optimizer.record_telemetry = True
-    apply = compiled_apply(optimizer, variables)
-    state = optimizer._telemetry
-    expected_clipped, largest, largest_step = 0, 0.0, 0
-    for step, grads in enumerate(_gradients(), start=1):
-        before = [to_numpy(v).astype(np.float64) for v in variables]
-        apply(grads)
-        after = [to_numpy(v).astype(np.float64) for v in variables]
-        expected_clipped += int(_numpy_clip(grads, clip)[1])
-        _check_step(state, grads, clip, before, after, expected_clipped, step)
-        norm = _global([np.linalg.norm(g) for g in grads])
-        if norm > largest:
-            largest, largest_step = norm, step
-        np.testing.assert_allclose(to_numpy(state.max_gradient_norm), largest, rtol=2e-5)
-        assert int(to_numpy(state.max_gradient_norm_step)) == largest_step
-    if clip:
-        assert 0 < expected_clipped < len(SCALES), "the scales must clip some steps, not all"
+    _check_recording(optimizer, variables, _gradients(), clip)
 
 
 @pytest.mark.parametrize(
@@ -132,29 +144,8 @@ def test_gradient_norms_recorded_without_update_norms_match_numpy(clip, monkeypa
         return chosen[-1]
 
     monkeypatch.setattr(telemetry, "_step_ops", spy)
-    apply = compiled_apply(optimizer, variables)
+    _check_recording(optimizer, variables, _gradients(), clip)
     state = optimizer._telemetry
-    expected_clipped, largest, largest_step = 0, 0.0, 0
-    for step, grads in enumerate(_gradients(), start=1):
-        apply(grads)
-        recorded = _read(state)
-        expected_clipped += int(_numpy_clip(grads, clip)[1])
-        norms = [np.linalg.norm(g.astype(np.float64)) for g in grads]
-        np.testing.assert_allclose(recorded["gradient_norms"], norms, rtol=2e-5)
-        np.testing.assert_allclose(recorded["gradient_norm"], _global(norms), rtol=2e-5)
-        clipped, _ = _numpy_clip(grads, clip)
-        np.testing.assert_allclose(
-            recorded["clipped_gradient_norm"], _global([np.linalg.norm(g) for g in clipped]), rtol=2e-5
-        )
-        if _global(norms) > largest:
-            largest, largest_step = _global(norms), step
-        np.testing.assert_allclose(recorded["max_gradient_norm"], largest, rtol=2e-5)
-        assert recorded["max_gradient_norm_step"] == largest_step
-        assert recorded["clipped_steps"] == expected_clipped
-        assert recorded["recorded_steps"] == step
-        assert not np.any(recorded["update_norms"]) and recorded["update_norm"] == 0
-    if clip:
-        assert 0 < expected_clipped < len(SCALES), "the scales must clip some steps, not all"
 
     # A step on the last variable only (Keras drops the variables that got no gradient).
     last = _gradients(seed=5)[1][-1]
@@ -163,7 +154,7 @@ def test_gradient_norms_recorded_without_update_norms_match_numpy(clip, monkeypa
     np.testing.assert_allclose(recorded["gradient_norms"], [0.0, 0.0, np.linalg.norm(last)], rtol=2e-5)
     assert recorded["recorded_steps"] == len(SCALES) + 1
     if keras.backend.backend() == "torch":
-        namespaces = {step_ops[0] for step_ops in chosen}
+        namespaces = {namespace for namespace, _, _ in chosen}
         assert namespaces == {telemetry._HostScalars}, "the eager CPU step records on the host"
 
 
@@ -186,30 +177,8 @@ def test_gradient_norms_recorded_inside_the_compiled_update_match_numpy(clip, mo
     taken = []
     take = telemetry.take_gradients
     monkeypatch.setattr(telemetry, "take_gradients", lambda opt: taken.append(take(opt)) or taken[-1])
-    apply = compiled_apply(optimizer, variables)
-    state = optimizer._telemetry
-    expected_clipped, largest, largest_step = 0, 0.0, 0
     # Scaled so that the clipping thresholds clip some steps, not all.
-    for step, grads in enumerate(_gradients(shapes=LARGE_SHAPES, factor=1 / 200), start=1):
-        apply(grads)
-        recorded = _read(state)
-        clipped, was_clipped = _numpy_clip(grads, clip)
-        expected_clipped += int(was_clipped)
-        norms = [np.linalg.norm(g.astype(np.float64)) for g in grads]
-        np.testing.assert_allclose(recorded["gradient_norms"], norms, rtol=2e-5)
-        np.testing.assert_allclose(recorded["gradient_norm"], _global(norms), rtol=2e-5)
-        np.testing.assert_allclose(
-            recorded["clipped_gradient_norm"], _global([np.linalg.norm(g) for g in clipped]), rtol=2e-5
-        )
-        if _global(norms) > largest:
-            largest, largest_step = _global(norms), step
-        np.testing.assert_allclose(recorded["max_gradient_norm"], largest, rtol=2e-5)
-        assert recorded["max_gradient_norm_step"] == largest_step
-        assert recorded["clipped_steps"] == expected_clipped
-        assert recorded["recorded_steps"] == step
-        assert not np.any(recorded["update_norms"]), "update norms were not asked for"
-    if clip:
-        assert 0 < expected_clipped < len(SCALES), "the scales must clip some steps, not all"
+    _check_recording(optimizer, variables, _gradients(shapes=LARGE_SHAPES, factor=1 / 200), clip)
     if keras.backend.backend() == "torch":
         # `CompiledStep` took the recording over, and compiled it (a failed
         # compile falls back to the eager step for good, which records too).
