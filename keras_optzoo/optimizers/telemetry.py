@@ -147,31 +147,30 @@ class Telemetry:
             cached = self._views = (values, counters, self.parts(values, counters))
         return cached[2]
 
-    def packed(self, quantities: dict[str, Any]) -> tuple[Any, Any]:
+    def packed(self, quantities: dict[str, Any], xp=ops) -> tuple[Any, Any]:
         """`(values, counters)`: every quantity (a dict as `parts` returns)
-        packed into the two vectors, as new tensors."""
+        packed into the two vectors, as new tensors (with `_HostScalars`,
+        lists of Python numbers)."""
+        scalars = [quantities[name] for name in self.SCALARS]
+        counters = [quantities[name] for name in self.COUNTERS]
+        if xp is _HostScalars:
+            return [*scalars, *quantities["gradient_norms"], *quantities["update_norms"]], counters
         values = ops.concatenate([
-            ops.stack([ops.cast(quantities[name], "float32") for name in self.SCALARS]),
+            ops.stack([ops.cast(value, "float32") for value in scalars]),
             quantities["gradient_norms"],
             quantities["update_norms"],
         ])
-        counters = ops.stack([ops.cast(quantities[name], "int32") for name in self.COUNTERS])
-        return values, counters
+        return values, ops.stack([ops.cast(value, "int32") for value in counters])
 
     def store(self, step_ops, current: dict[str, Any], new: dict[str, Any]) -> None:
         """Assign the quantities in `new`, keeping the others (`current`, as
         `current(step_ops)` returned them)."""
         xp, _, assign_all = step_ops
-        if xp is _HostScalars:
-            quantities = {**current, **new}
-            values = [quantities[name] for name in self.SCALARS]
-            values += [*quantities["gradient_norms"], *quantities["update_norms"]]
-            assign_all([(self.values, values), (self.counters, [quantities[name] for name in self.COUNTERS])])
-            return
-        if xp is not ops:
+        if xp is not ops and xp is not _HostScalars:
+            # Torch's eager step: `current` holds views of the variables' tensors.
             assign_all([(current[name], value) for name, value in new.items()])
             return
-        values, counters = self.packed({**current, **new})
+        values, counters = self.packed({**current, **new}, xp)
         assign_all([(self.values, values), (self.counters, counters)])
 
     def reset_max(self) -> None:
@@ -431,16 +430,15 @@ def _in_build_order(values, indices: list[int], size: int, xp=ops):
     """`values` (aligned with `indices`, a vector or a list of scalars) as a
     vector over all `size` variables, 0 where absent. In one op: no scatter
     when the step updates every variable in build order, the usual case.
-    With `_HostScalars`, a list of floats."""
-    if xp is _HostScalars:
-        by_index = dict(zip(indices, values))
-        return [by_index.get(i, 0.0) for i in range(size)]
+    With `_HostScalars`, a list of floats (`values` itself in build order)."""
     if indices == list(range(size)):
-        return values if not isinstance(values, list) else ops.stack(values)
+        return values if xp is _HostScalars or not isinstance(values, list) else ops.stack(values)
     if isinstance(values, list):
         by_index = dict(zip(indices, values))
     else:
         by_index = {index: values[position] for position, index in enumerate(indices)}
+    if xp is _HostScalars:
+        return [by_index.get(i, 0.0) for i in range(size)]
     zero = ops.zeros((), "float32")
     return ops.stack([by_index.get(i, zero) for i in range(size)]) if size else ops.zeros((0,))
 
