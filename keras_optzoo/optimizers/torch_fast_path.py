@@ -260,9 +260,7 @@ class CompiledStep:
         optimizer = self.optimizer
         read = _reader()
         slot_names = tuple(optimizer._slots)
-        # By the optimizer's index of each variable: Keras hands `apply` only
-        # the variables that have a gradient, a subset of those it was built with.
-        positions = tuple(optimizer._get_variable_index(variable) for variable in trainable_variables)
+        positions = _optimizer_indices(optimizer, trainable_variables)
         slot_lists = [[read(optimizer._slots[name][i]) for i in positions] for name in slot_names]
         variables = [read(variable) for variable in trainable_variables]
         decays = tuple(optimizer._decays(variable) for variable in trainable_variables)
@@ -432,10 +430,8 @@ class InPlaceStep:
         # reading it does not wait for a device.
         learning_rate = _own_tensor(learning_rate).to(torch.float32)
         weights = [variable._value for variable in trainable_variables]
-        slots = {
-            name: [slot_list[optimizer._get_variable_index(v)]._value for v in trainable_variables]
-            for name, slot_list in optimizer._slots.items()
-        }
+        positions = _optimizer_indices(optimizer, trainable_variables)
+        slots = {name: [slot_list[i]._value for i in positions] for name, slot_list in optimizer._slots.items()}
         with torch.no_grad():
             decaying = [w for w, v in zip(weights, trainable_variables) if optimizer._decays(v)]
             if decaying:
@@ -469,9 +465,8 @@ class _Group:
         self.weights = list(zip(variables, weights, [weight.data_ptr() for weight in weights]))
         self.slot_buffers = {}
         self.slot_views = []
-        # The slots by the optimizer's index of each variable (`indices` are
-        # positions in `trainable_variables`, which may be a subset of them).
-        positions = [optimizer._get_variable_index(variable) for variable in variables]
+        # `indices` are positions in `trainable_variables`; the slots go by the optimizer's.
+        positions = _optimizer_indices(optimizer, variables)
         for name, slots in optimizer._slots.items():
             slot_variables = [slots[i] for i in positions]
             tensors = [slot._value.detach() for slot in slot_variables]
@@ -550,6 +545,13 @@ class ConcatenatedStep:
                     group.slot_buffers[name].copy_(value)
                 group.weight_buffer.copy_(new_theta)
         return True
+
+
+def _optimizer_indices(optimizer, variables) -> tuple[int, ...]:
+    """The optimizer's index of each of `variables`, which its slot lists
+    go by: Keras hands `apply` only the variables that have a gradient, a
+    subset of those the optimizer was built with."""
+    return tuple(optimizer._get_variable_index(variable) for variable in variables)
 
 
 def _flat(tensors: list, dtype):
