@@ -10,6 +10,7 @@ the same run without it.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import keras
@@ -114,7 +115,9 @@ def test_gradient_update_and_learning_rate_monitors_match_closed_forms(tmp_path:
     assert events["texts"] == {}, "a clean run raises no alert"
 
 
-def _spike_run(spike_at: int | None, tmp_path: Path) -> tuple[GradientNormMonitor, dict]:
+def _spike_run(spike_at: int | None, tmp_path: Path, make_optimizer=None, strategy=None):
+    """`(monitor, events)` of two epochs with a corrupt batch at `spike_at`;
+    the model and optimizer built in `strategy`'s scope when given."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((640, 8)).astype("float32")
     y = (x @ rng.standard_normal((8, 1))).astype("float32")
@@ -123,8 +126,12 @@ def _spike_run(spike_at: int | None, tmp_path: Path) -> tuple[GradientNormMonito
         x[spike_at * 32 : (spike_at + 1) * 32] *= 100.0
         y[spike_at * 32 : (spike_at + 1) * 32] *= 1000.0
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(1)])
-    model.compile(optimizer=oz.optimizers.Adam(1e-3), loss="mse")
+    make_optimizer = make_optimizer or (lambda: oz.optimizers.Adam(1e-3))
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(1)]
+        )
+        model.compile(optimizer=make_optimizer(), loss="mse")
     monitor = GradientNormMonitor(every_n_steps=5, log_dir=tmp_path)
     model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0, callbacks=[monitor])
     return monitor, read_events(tmp_path)
@@ -144,6 +151,28 @@ def test_spike_alert_fires_on_an_injected_spike_and_not_on_the_clean_run(tmp_pat
     assert dict(spiked.history["grad_norm_max"])[20] == spiked.alerts[0].value
     texts = events["texts"]["optimizer/alerts"]
     assert [step for step, _ in texts] == [17, 37] and "spike at step 17" in texts[0][1]
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute strategies are TensorFlow's")
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [lambda: oz.optimizers.Adam(1e-3, global_clipnorm=5.0), lambda: Monitored(keras.optimizers.Adam(1e-3))],
+    ids=["zoo_clipped", "monitored_keras"],
+)
+def test_gradient_norm_monitor_under_a_distribution_strategy_reads_what_it_reads_without(make_optimizer, tmp_path):
+    """Under a (one-device) `MirroredStrategy` the telemetry variables are
+    mirrored, which have no in-place scatter: the maximum's restart after
+    each reading must still happen, so the spike is reported once."""
+    import tensorflow as tf
+
+    plain, _ = _spike_run(16, tmp_path / "plain", make_optimizer)
+    mirrored, _ = _spike_run(16, tmp_path / "mirrored", make_optimizer, tf.distribute.MirroredStrategy(["/cpu:0"]))
+    assert [(a.step, a.kind) for a in mirrored.alerts] == [(17, "spike"), (37, "spike")]
+    # The same series in the same order (the second model's layers have other names).
+    assert [n.partition("/")[0] for n in mirrored.history] == [n.partition("/")[0] for n in plain.history]
+    for got, expected in zip(mirrored.history.values(), plain.history.values()):
+        assert [s for s, _ in got] == [s for s, _ in expected]
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in expected], rtol=1e-4)
 
 
 def test_vanishing_and_nonfinite_gradients_raise_alerts():

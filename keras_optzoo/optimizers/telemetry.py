@@ -42,10 +42,12 @@ values.
 The gradients are reduced with one op per variable (their norms, and for
 `clipvalue` their largest values); the bookkeeping after (the global norm,
 the maximum and its step, the counters, the new vectors) is a few dozen
-scalar ops. Where that is one op each it costs more than the norms, so on
-TensorFlow it is one XLA-compiled function, and torch's `CompiledStep`
-records the whole telemetry inside its compiled graph; JAX's step is
-compiled whole anyway.
+scalar ops. On TensorFlow they are graph ops, which its executor runs
+inline for microseconds (as one nested XLA-compiled function they cost
+more: launching it took 35-50 us of a 26k-parameter MLP's 1.2 ms step);
+torch's `CompiledStep` records the whole telemetry inside its compiled
+graph, its eager step does the bookkeeping in Python on the CPU
+(`_HostScalars`); JAX's step is compiled whole anyway.
 
 The second half of this module names the moments of every algorithm and
 computes the effective per-parameter learning rate from them; the monitors
@@ -182,8 +184,14 @@ class Telemetry:
         step_at = self.COUNTERS.index("max_gradient_norm_step")
         backend = keras.backend.backend()
         if backend == "tensorflow":
-            self.values.value.scatter_nd_update([[norm_at]], [0.0])
-            self.counters.value.scatter_nd_update([[step_at]], [0])
+            import tensorflow as tf
+
+            for variable, at, zero in ((self.values, norm_at, 0.0), (self.counters, step_at, 0)):
+                if isinstance(variable.value, tf.distribute.DistributedValues):
+                    # A distributed (e.g. mirrored) variable has no in-place scatter.
+                    variable.assign(tf.tensor_scatter_nd_update(variable.value, [[at]], [zero]))
+                else:
+                    variable.value.scatter_nd_update([[at]], [zero])
         elif backend == "torch":
             import torch
 
@@ -325,9 +333,9 @@ def record_gradients(optimizer, grads: list, clipped_grads: list, clipping=None)
     (`take_gradients`) and records the norms inside its compiled graph, one
     native loop nest where eagerly they are two dozen ops (inside `fit`,
     0.12 against 0.27 ms on a 600k-parameter MLP). TensorFlow's XLA update
-    function does not: there the norms made the step slower (+16% against
-    +6% for the recording in `fit` of that MLP); only the bookkeeping after
-    them is XLA-compiled (`_tensorflow_bookkeeping`).
+    function does not: XLA:CPU's reductions are slow (the six norms of
+    that MLP: 0.35-0.46 ms against 0.19 ms as `l2_loss` graph ops), and there
+    the recording made the step slower (+16% against +6% in `fit`).
 
     Args:
         optimizer: The recording optimizer (it owns the telemetry).
@@ -457,7 +465,7 @@ def finish_step(optimizer, trainable_variables: list) -> None:
     if "grads" not in pending and not updates:
         return
     step_ops = pending.get("step_ops") or _step_ops(optimizer)
-    xp, _, assign_all = step_ops
+    xp = step_ops[0]
     size = state.num_variables
     reductions = indices = None
     if "grads" in pending:
@@ -467,41 +475,8 @@ def finish_step(optimizer, trainable_variables: list) -> None:
         indices = [optimizer._get_variable_index(v) for v in trainable_variables]
     squares = _in_build_order(list(updates.values()), list(updates), size) if updates else None
     clipping, step = pending.get("clipping"), pending.get("step")
-    bookkeeping = _tensorflow_bookkeeping(state, clipping, indices)
-    if bookkeeping is not None:
-        # The variables' own `tf.Variable`s, read inside.
-        values, counters = bookkeeping(state.values.value, state.counters.value, reductions, step, squares)
-        assign_all([(state.values, values), (state.counters, counters)])
-        return
     current = state.current(step_ops)
     state.store(step_ops, current, _new_quantities(xp, clipping, reductions, step, squares, current, indices, size))
-
-
-def _tensorflow_bookkeeping(state: Telemetry, clipping, indices: list[int] | None):
-    """On TensorFlow, `_new_vectors` for this clipping and variable order
-    as one XLA-compiled function, made once; elsewhere (and under a
-    distribution strategy) None. The step's bookkeeping is some thirty
-    scalar ops, each a graph node TensorFlow schedules for microseconds.
-    Inside `fit` of a 600k-parameter MLP the recording cost +6.8% with them
-    as graph ops (the norms alone +1.9%), and -1.6% [quartiles -9.8, +3.0]
-    with this function."""
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    if tf.distribute.has_strategy():
-        return None
-    clipping_key = None if clipping is None else (
-        clipping.global_clipnorm, clipping.clipnorm, clipping.clipvalue
-    )
-    key = (clipping_key, None if indices is None else tuple(indices))
-    cache = state.__dict__.setdefault("_tensorflow_bookkeeping", {})
-    if key not in cache:
-        cache[key] = tf.function(
-            functools.partial(_new_vectors, state, clipping, indices=indices),
-            jit_compile=True, autograph=False,
-        )
-    return cache[key]
 
 
 def _new_vectors(state: Telemetry, clipping, values, counters, reductions, step, update_squares,
@@ -545,7 +520,19 @@ def _step_ops(optimizer):
         for variable, value in pairs:
             optimizer.assign(variable, value)
 
-    return ops, ops.convert_to_tensor, assign_all
+    return ops, _read_once, assign_all
+
+
+def _read_once(variable):
+    """`variable`'s value as a tensor. On TensorFlow `ops.convert_to_tensor`
+    hands back the variable itself, and each slice of it is a read of its
+    own: a graph op, ordered after the variable's other ops, nine of them
+    for the step's bookkeeping."""
+    if keras.backend.backend() == "tensorflow" and isinstance(variable, keras.Variable):
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(variable.value)
+    return ops.convert_to_tensor(variable)
 
 
 @functools.cache
