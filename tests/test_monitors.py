@@ -27,6 +27,7 @@ from keras_optzoo.callbacks import (
     UpdateRatioMonitor,
     read_events,
 )
+from keras_optzoo.callbacks import monitors as monitors_module
 from keras_optzoo.callbacks.monitors import _sample_positions
 from tests.harness import BACKEND, to_numpy
 
@@ -259,7 +260,16 @@ def _fit_26_parameters_with(monitor):
     return model, optimizer
 
 
-def test_percentiles_over_sample_size_are_those_of_the_fixed_sample():
+@pytest.fixture(params=["small", "large"])
+def tensor_size(request, monkeypatch):
+    """On torch the reading concatenates small tensors and keeps large ones
+    apart (`_flat_parts`): both ways, with the same tiny model."""
+    if request.param == "large":
+        monkeypatch.setattr(monitors_module, "has_small_tensors", lambda tensors: False)
+    return request.param
+
+
+def test_percentiles_over_sample_size_are_those_of_the_fixed_sample(tensor_size):
     monitor = MomentMonitor(every_n_steps=3, per_layer=True, percentiles=(0, 50, 90), sample_size=7)
     model, optimizer = _fit_26_parameters_with(monitor)
     final = {name: values[-1][1] for name, values in monitor.history.items()}
@@ -283,7 +293,7 @@ def test_percentiles_over_sample_size_are_those_of_the_fixed_sample():
         np.testing.assert_allclose(final[f"second_moment_mean{suffix}"], flat.mean(), rtol=2e-5)
 
 
-def test_histograms_over_sample_size_are_the_fixed_sample_scaled(tmp_path: Path):
+def test_histograms_over_sample_size_are_the_fixed_sample_scaled(tensor_size, tmp_path: Path):
     """Over `sample_size` parameters a histogram is the percentile sample's,
     its counts and sums scaled to the number of parameters."""
     _, optimizer = _fit_26_parameters_with(MomentMonitor(every_n_steps=3, log_dir=tmp_path, sample_size=7))
