@@ -28,7 +28,11 @@ A third number isolates what the readings cost: the wall time spent in them
 (`UpdateRatioMonitor`'s weight copy the step before included) per step, as
 a share of the plain step, after the steps still queued have finished; it
 is measured directly, so it does not drown in the machine's noise the way a
-difference of two runs does. A markdown table is printed and written to
+difference of two runs does. A fourth isolates the per-step recording: the
+two compiled steps called directly, one step each taking turns, thousands
+of pairs (`_turns`); the readings' share plus the recording's estimates the
+overhead of all four monitors far more tightly than whole runs can. The
+markdown tables are printed and written to
 `benchmarks/results/monitor_overhead_<backend>.md` (`..._<backend>_large.md`
 for the large model).
 """
@@ -239,18 +243,98 @@ class _Model:
         return (clock.end - clock.start) / BLOCK_STEPS, spent / BLOCK_STEPS
 
 
+def _turns(model: _Model, x: np.ndarray, y: np.ndarray, pairs: int) -> tuple[float, float, float, float]:
+    """What the per-step recording alone costs, from single steps taking
+    turns: the two compiled steps of `model` (recording off and on) called
+    directly, one step each in alternating order, `pairs` times, each step
+    timed to its end. A load change then hits both steps of a pair alike,
+    where between 400-step blocks it moves the difference by several
+    percent. Returns (median plain step, median and quartiles of the
+    recording step minus the plain step next to it), in seconds.
+
+    Each step waits for its result (on JAX, which otherwise queues steps
+    ahead), so this is the recording's own cost, not how much of it `fit`'s
+    pipelining hides."""
+    keras_model, owner = model.model, model.owner
+    backend = keras.backend.backend()
+    batches = [
+        (x[i * BATCH_SIZE : (i + 1) * BATCH_SIZE], y[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
+        for i in range(len(x) // BATCH_SIZE)
+    ]
+    for recording in (False, True):
+        if recording not in model.steps:
+            raise ValueError("run a block of each kind first: it compiles the steps")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        iterator = iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH_SIZE).repeat())
+
+        def step(recording: bool) -> None:
+            model.steps[recording](iterator)
+    elif backend == "jax":
+        import jax
+
+        state = keras_model._get_jax_state(
+            trainable_variables=True, non_trainable_variables=True,
+            optimizer_variables=True, metrics_variables=True,
+        )
+        cycle = iter([tuple(map(jax.numpy.asarray, b)) for b in batches] * (2 * pairs // len(batches) + 3))
+
+        def step(recording: bool) -> None:
+            nonlocal state
+            logs, state = model.steps[recording](state, cycle)
+            jax.block_until_ready(logs)
+    else:
+        import torch
+
+        tensors = [tuple(torch.as_tensor(a) for a in b) for b in batches]
+        position = [0]
+
+        def step(recording: bool) -> None:
+            # Torch's step is eager: the recording is decided at each call.
+            owner.record_telemetry = recording
+            position[0] = (position[0] + 1) % len(tensors)
+            model.steps[recording]([tensors[position[0]]])
+
+    times = np.zeros((2, pairs))
+    try:
+        for recording in (False, True):
+            # Set for the first calls: a step traced again (for this data's
+            # iterator) records as the flag says then.
+            owner.record_telemetry = recording
+            for _ in range(10):
+                step(recording)
+        for i in range(pairs):
+            for recording in (False, True) if i % 2 == 0 else (True, False):
+                start = time.perf_counter()
+                step(recording)
+                times[int(recording), i] = time.perf_counter() - start
+    finally:
+        if backend == "jax":
+            names = ("trainable_variables", "non_trainable_variables", "optimizer_variables", "metrics_variables")
+            keras_model._jax_state = dict(zip(names, state))
+            keras_model.jax_state_sync()
+            keras_model._jax_state = None
+        owner.record_telemetry = False
+    differences = times[1] - times[0]
+    return (float(np.median(times[0])), *(float(np.quantile(differences, q)) for q in (0.5, 0.25, 0.75)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--model", choices=sorted(MODELS), default="small")
+    parser.add_argument("--turns", type=int, default=3000, help="step pairs taking turns (see _turns)")
     args = parser.parse_args()
     if args.blocks < 1:
         raise ValueError(f"--blocks must be >= 1, got {args.blocks}")
+    if args.turns < 1:
+        raise ValueError(f"--turns must be >= 1, got {args.turns}")
     hidden = MODELS[args.model]
     backend = keras.backend.backend()
     x, y = _data(WARM_STEPS + BLOCK_STEPS)
 
-    rows = []
+    rows, turn_rows = [], []
     with tempfile.TemporaryDirectory() as log_dir, _ReadingClock() as readings:
         for name, make in OPTIMIZERS.items():
             model = _Model(make, hidden, log_dir)
@@ -277,6 +361,17 @@ def main() -> None:
                     f"{'' if config == 'none' else f'{1e3 * reading:.3f} ({share:.1f}%)'} |"
                 )
                 print(rows[-1], flush=True)
+            plain, cost, low, high = _turns(model, x, y, args.turns)
+            # Both shares of `fit`'s plain step, which is longer than the bare
+            # step by `fit`'s own per-step work.
+            fit_step = float(np.median(plain_times))
+            recording_share = 100.0 * cost / fit_step
+            share = 100.0 * float(np.median([r[1] for r in results["all four"]])) / fit_step
+            turn_rows.append(
+                f"| {name} | {1e6 * plain:.0f} | {1e6 * cost:+.1f} [{1e6 * low:+.1f}, {1e6 * high:+.1f}] | "
+                f"{recording_share:+.1f}% | {share:.1f}% | {recording_share + share:+.1f}% |"
+            )
+            print(turn_rows[-1], flush=True)
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     setup = (
@@ -292,9 +387,20 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, load average at the end {load}."
     )
     header = "| optimizer | monitors | ms/step | overhead | readings ms/step (% of plain step) |"
-    table = "\n".join(
-        [f"# Monitor overhead: {backend}", "", setup, "", machine, "", header, "|---|---|---|---|---|", *rows, ""]
+    turns = (
+        f"The recording alone, from {args.turns} pairs of single steps taking turns (recording off "
+        "and on, alternating order, each step timed to its end; see `_turns`), as a share of "
+        "`fit`'s plain step (the median block above), with the readings' share above (all four): "
+        "their sum estimates the overhead of all four without the noise of whole runs."
     )
+    turn_header = (
+        "| optimizer | bare plain step µs | recording adds µs [quartiles] | recording, % of `fit`'s "
+        "plain step | readings (all four) | sum |"
+    )
+    table = "\n".join([
+        f"# Monitor overhead: {backend}", "", setup, "", machine, "", header, "|---|---|---|---|---|", *rows, "",
+        turns, "", turn_header, "|---|---|---|---|---|---|", *turn_rows, "",
+    ])
     print()
     print(table)
     suffix = "" if args.model == "small" else f"_{args.model}"
