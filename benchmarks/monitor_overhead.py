@@ -40,6 +40,7 @@ for the large model).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import tempfile
@@ -114,6 +115,45 @@ class _ReadingClock:
         from keras_optzoo.callbacks import monitors
 
         monitors.OptimizerMonitor._maybe_measure, monitors.UpdateRatioMonitor._copy_weights = self._originals
+
+    @contextlib.contextmanager
+    def paused(self):
+        """The monitors as they are, without this clock's wrappers."""
+        self.__exit__()
+        try:
+            yield
+        finally:
+            self.__enter__()
+
+
+def _hook_cost(model: _Model, x: np.ndarray, y: np.ndarray, fits: int) -> float:
+    """What the monitors' batch hooks cost a step between readings (the
+    `on_train_batch_begin` calls that only check whether a reading is due,
+    which neither the readings' clock nor the turns see), in seconds: the
+    median time of Keras's `CallbackList.on_train_batch_begin` in `fit`s with
+    the four monitors and no reading due, minus in plain `fit`s (both with
+    the block clock), taking turns, `fits` of each."""
+    from keras.src.callbacks.callback_list import CallbackList
+
+    original = CallbackList.on_train_batch_begin
+    seconds: list[float] = []
+
+    def timed(callbacks, batch, logs=None):
+        start = time.perf_counter()
+        original(callbacks, batch, logs)
+        seconds.append(time.perf_counter() - start)
+
+    medians: dict[str, list[float]] = {"none": [], "all four, no reading": []}
+    CallbackList.on_train_batch_begin = timed
+    try:
+        for i in range(fits):
+            for config in medians if i % 2 == 0 else list(medians)[::-1]:
+                seconds.clear()
+                model.block(config, x, y, None)
+                medians[config].append(float(np.median(seconds)))
+    finally:
+        CallbackList.on_train_batch_begin = original
+    return float(np.median(medians["all four, no reading"]) - np.median(medians["none"]))
 
 
 def _drain(monitor) -> None:
@@ -219,8 +259,9 @@ class _Model:
         self.steps = {}
         self.monitors = {}
 
-    def block(self, config: str, x: np.ndarray, y: np.ndarray, readings: _ReadingClock) -> tuple[float, float]:
-        """(seconds per step, reading seconds per step) of one block."""
+    def block(self, config: str, x: np.ndarray, y: np.ndarray, readings: _ReadingClock | None) -> tuple[float, float]:
+        """(seconds per step, reading seconds per step) of one block; with
+        `readings` None, untimed readings (0)."""
         if config not in self.monitors:
             # Kept for every block, with their compiled statistics, as in one long `fit`.
             self.monitors[config] = _monitors(config, self.log_dir)
@@ -230,15 +271,26 @@ class _Model:
         recording = bool(monitors)
         self.owner.record_telemetry, self.owner.record_update_norms = recording, False
         if recording not in self.steps:
+            if keras.backend.backend() == "jax":
+                import jax
+
+                # `jax.jit` shares a trace between jit objects of equal
+                # functions (here `model.train_step`) while the older one
+                # lives: the second step would run the first's trace,
+                # recording or not. Cleared, each traces at its next call
+                # (with the flag set above for its kind).
+                jax.clear_caches()
             self.model.make_train_function(force=True)
             self.steps[recording] = self.model.train_function
         self.model.train_function = self.steps[recording]
         clock = _Clock()
-        taken = len(readings.seconds), len(readings.copy_seconds)
+        taken = (len(readings.seconds), len(readings.copy_seconds)) if readings else None
         self.model.fit(
             x, y, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0,
             callbacks=[*monitors, clock],
         )
+        if readings is None:
+            return (clock.end - clock.start) / BLOCK_STEPS, 0.0
         spent = sum(readings.seconds[taken[0]:]) + sum(readings.copy_seconds[taken[1]:])
         return (clock.end - clock.start) / BLOCK_STEPS, spent / BLOCK_STEPS
 
@@ -396,14 +448,18 @@ def main() -> None:
                 )
                 print(rows[-1], flush=True)
             plain, cost, low, high = _turns(model, x, y, args.turns)
+            with readings.paused():
+                hooks = _hook_cost(model, x, y, 6)
             # Both shares of `fit`'s plain step, which is longer than the bare
             # step by `fit`'s own per-step work.
             fit_step = float(np.median(plain_times))
             recording_share = 100.0 * cost / fit_step
             share = 100.0 * float(np.median([r[1] for r in results["all four"]])) / fit_step
+            hook_share = 100.0 * hooks / fit_step
             turn_rows.append(
                 f"| {name} | {1e6 * plain:.0f} | {1e6 * cost:+.1f} [{1e6 * low:+.1f}, {1e6 * high:+.1f}] | "
-                f"{recording_share:+.1f}% | {share:.1f}% | {recording_share + share:+.1f}% |"
+                f"{recording_share:+.1f}% | {share:.1f}% | {1e6 * hooks:.1f} µs, {hook_share:.1f}% | "
+                f"{recording_share + share + hook_share:+.1f}% |"
             )
             print(turn_rows[-1], flush=True)
 
@@ -425,16 +481,17 @@ def main() -> None:
         f"The recording alone, from {args.turns} pairs of single steps taking turns (recording off "
         "and on, alternating order, each step timed to its end; the compiled steps called "
         "directly, on torch inside `fit`; see `_turns`), as a share of "
-        "`fit`'s plain step (the median block above), with the readings' share above (all four): "
-        "their sum estimates the overhead of all four without the noise of whole runs."
+        "`fit`'s plain step (the median block above), with the readings' share above (all four) "
+        "and the monitors' batch hooks between readings (`_hook_cost`): their sum estimates the "
+        "overhead of all four without the noise of whole runs."
     )
     turn_header = (
         "| optimizer | plain step in the turns, µs | recording adds µs [quartiles] | recording, % of "
-        "`fit`'s plain step | readings (all four) | sum |"
+        "`fit`'s plain step | readings (all four) | batch hooks | sum |"
     )
     table = "\n".join([
         f"# Monitor overhead: {backend}", "", setup, "", machine, "", header, "|---|---|---|---|---|", *rows, "",
-        turns, "", turn_header, "|---|---|---|---|---|---|", *turn_rows, "",
+        turns, "", turn_header, "|---|---|---|---|---|---|---|", *turn_rows, "",
     ])
     print()
     print(table)
