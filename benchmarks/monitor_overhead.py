@@ -398,7 +398,9 @@ def _turns(model: _Model, x: np.ndarray, y: np.ndarray, pairs: int) -> tuple[flo
     finally:
         if backend == "jax":
             names = ("trainable_variables", "non_trainable_variables", "optimizer_variables", "metrics_variables")
+            # The steps donated the variables' buffers: hand them the latest.
             keras_model._jax_state = dict(zip(names, state))
+            keras_model._jax_state_synced = False
             keras_model.jax_state_sync()
             keras_model._jax_state = None
         owner.record_telemetry = False
