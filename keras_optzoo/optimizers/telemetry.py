@@ -74,6 +74,7 @@ __all__ = [
     "has_effective_learning_rate",
     "l2_norms",
     "moment_slots",
+    "optimizer_indices",
     "record_gradients",
     "record_update",
     "recorded_vectors",
@@ -394,7 +395,7 @@ def _gradient_reductions(pending: dict[str, Any]) -> dict[str, Any]:
 
 
 def _new_quantities(xp, clipping, reductions, step, update_squares, current: dict[str, Any],
-                    indices: list[int] | None, size: int) -> dict[str, Any]:
+                    indices: tuple[int, ...] | None, size: int) -> dict[str, Any]:
     """The quantities a step changes, from the `current` ones: those of its
     gradients from their `reductions` (`_gradient_reductions`, or None), the
     update norms from `update_squares` (a vector over all variables, or None)."""
@@ -434,12 +435,20 @@ def record_update(optimizer, variable, delta) -> None:
     pending[optimizer._get_variable_index(variable)] = squares
 
 
-def _in_build_order(values, indices: list[int], size: int, xp=ops):
+def optimizer_indices(optimizer, variables) -> tuple[int, ...]:
+    """The optimizer's index of each of `variables`, which its slot lists
+    and the telemetry's per-variable norms go by: Keras hands `apply` only
+    the variables that have a gradient, a subset of those the optimizer
+    was built with."""
+    return tuple(optimizer._get_variable_index(variable) for variable in variables)
+
+
+def _in_build_order(values, indices, size: int, xp=ops):
     """`values` (aligned with `indices`, a vector or a list of scalars) as a
     vector over all `size` variables, 0 where absent. In one op: no scatter
     when the step updates every variable in build order, the usual case.
     With `_HostScalars`, a list of floats (`values` itself in build order)."""
-    if indices == list(range(size)):
+    if tuple(indices) == tuple(range(size)):
         return values if xp is _HostScalars or not isinstance(values, list) else ops.stack(values)
     if isinstance(values, list):
         by_index = dict(zip(indices, values))
@@ -472,7 +481,7 @@ def finish_step(optimizer, trainable_variables: list) -> None:
         reductions = _gradient_reductions(pending)
         if xp is _HostScalars:
             reductions = {name: value.tolist() for name, value in reductions.items()}
-        indices = [optimizer._get_variable_index(v) for v in trainable_variables]
+        indices = optimizer_indices(optimizer, trainable_variables)
     squares = _in_build_order(list(updates.values()), list(updates), size) if updates else None
     clipping, step = pending.get("clipping"), pending.get("step")
     current = state.current(step_ops)
@@ -480,7 +489,7 @@ def finish_step(optimizer, trainable_variables: list) -> None:
 
 
 def _new_vectors(state: Telemetry, clipping, values, counters, reductions, step, update_squares,
-                 indices: list[int] | None):
+                 indices: tuple[int, ...] | None):
     """`(values, counters)` after a step, as new tensors, from the tensors
     of the two vectors before it (see `_new_quantities` for the rest): for
     a compiled function that writes or assigns them itself."""
@@ -489,7 +498,7 @@ def _new_vectors(state: Telemetry, clipping, values, counters, reductions, step,
     return state.packed({**current, **new})
 
 
-def recorded_vectors(optimizer, pending: dict[str, Any], values, counters, indices: list[int]):
+def recorded_vectors(optimizer, pending: dict[str, Any], values, counters, indices: tuple[int, ...]):
     """`_new_vectors` for the gradients `pending` notes (one
     `take_gradients` took, with the compiled graph's own tensors): torch's
     `CompiledStep` records with it inside its graph."""

@@ -124,7 +124,7 @@ def _compiled_body(optimizer, grads, variables, slot_lists, slot_names, decays, 
         pre_clip_grads, noted_step, values, counters, indices = recording
         noted = {"grads": pre_clip_grads or grads, "clipped_grads": grads, "clipping": optimizer,
                  "step": noted_step}
-        new_values, new_counters = telemetry.recorded_vectors(optimizer, noted, values, counters, list(indices))
+        new_values, new_counters = telemetry.recorded_vectors(optimizer, noted, values, counters, indices)
         values.copy_(new_values)
         counters.copy_(new_counters)
 
@@ -260,7 +260,7 @@ class CompiledStep:
         optimizer = self.optimizer
         read = _reader()
         slot_names = tuple(optimizer._slots)
-        positions = _optimizer_indices(optimizer, trainable_variables)
+        positions = telemetry.optimizer_indices(optimizer, trainable_variables)
         slot_lists = [[read(optimizer._slots[name][i]) for i in positions] for name in slot_names]
         variables = [read(variable) for variable in trainable_variables]
         decays = tuple(optimizer._decays(variable) for variable in trainable_variables)
@@ -430,7 +430,7 @@ class InPlaceStep:
         # reading it does not wait for a device.
         learning_rate = _own_tensor(learning_rate).to(torch.float32)
         weights = [variable._value for variable in trainable_variables]
-        positions = _optimizer_indices(optimizer, trainable_variables)
+        positions = telemetry.optimizer_indices(optimizer, trainable_variables)
         slots = {name: [slot_list[i]._value for i in positions] for name, slot_list in optimizer._slots.items()}
         with torch.no_grad():
             decaying = [w for w, v in zip(weights, trainable_variables) if optimizer._decays(v)]
@@ -466,7 +466,7 @@ class _Group:
         self.slot_buffers = {}
         self.slot_views = []
         # `indices` are positions in `trainable_variables`; the slots go by the optimizer's.
-        positions = _optimizer_indices(optimizer, variables)
+        positions = telemetry.optimizer_indices(optimizer, variables)
         for name, slots in optimizer._slots.items():
             slot_variables = [slots[i] for i in positions]
             tensors = [slot._value.detach() for slot in slot_variables]
@@ -545,13 +545,6 @@ class ConcatenatedStep:
                     group.slot_buffers[name].copy_(value)
                 group.weight_buffer.copy_(new_theta)
         return True
-
-
-def _optimizer_indices(optimizer, variables) -> tuple[int, ...]:
-    """The optimizer's index of each of `variables`, which its slot lists
-    go by: Keras hands `apply` only the variables that have a gradient, a
-    subset of those the optimizer was built with."""
-    return tuple(optimizer._get_variable_index(variable) for variable in variables)
 
 
 def _flat(tensors: list, dtype):
