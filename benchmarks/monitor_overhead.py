@@ -352,12 +352,7 @@ def _turns(model: _Model, x: np.ndarray, y: np.ndarray, pairs: int) -> tuple[flo
         finally:
             owner.record_telemetry = False
         plain, recording = turns.pairs()
-        differences = (recording - plain)[10 : 10 + pairs]
-        return (float(np.median(plain)), *(float(np.quantile(differences, q)) for q in (0.5, 0.25, 0.75)))
-    batches = [
-        (x[i * BATCH_SIZE : (i + 1) * BATCH_SIZE], y[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
-        for i in range(len(x) // BATCH_SIZE)
-    ]
+        return _turn_summary(plain, (recording - plain)[10 : 10 + pairs])
     for recording in (False, True):
         if recording not in model.steps:
             raise ValueError("run a block of each kind first: it compiles the steps")
@@ -371,6 +366,10 @@ def _turns(model: _Model, x: np.ndarray, y: np.ndarray, pairs: int) -> tuple[flo
     elif backend == "jax":
         import jax
 
+        batches = [
+            (x[i * BATCH_SIZE : (i + 1) * BATCH_SIZE], y[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
+            for i in range(len(x) // BATCH_SIZE)
+        ]
         state = keras_model._get_jax_state(
             trainable_variables=True, non_trainable_variables=True,
             optimizer_variables=True, metrics_variables=True,
@@ -404,8 +403,12 @@ def _turns(model: _Model, x: np.ndarray, y: np.ndarray, pairs: int) -> tuple[flo
             keras_model.jax_state_sync()
             keras_model._jax_state = None
         owner.record_telemetry = False
-    differences = times[1] - times[0]
-    return (float(np.median(times[0])), *(float(np.quantile(differences, q)) for q in (0.5, 0.25, 0.75)))
+    return _turn_summary(times[0], times[1] - times[0])
+
+
+def _turn_summary(plain: np.ndarray, differences: np.ndarray) -> tuple[float, float, float, float]:
+    """(median plain step, median and quartiles of the pairs' differences)."""
+    return (float(np.median(plain)), *(float(np.quantile(differences, q)) for q in (0.5, 0.25, 0.75)))
 
 
 def main() -> None:
