@@ -108,11 +108,15 @@ def _check_recording(optimizer, variables, gradient_steps, clip: dict) -> None:
         assert 0 < expected_clipped < len(SCALES), "the scales must clip some steps, not all"
 
 
-@pytest.mark.parametrize(
+# Each clipping (thresholds that clip some of `_gradients()`'s steps, not all).
+over_clippings = pytest.mark.parametrize(
     "clip",
     [{}, {"global_clipnorm": 1.0}, {"clipnorm": 0.5}, {"clipvalue": 0.3}],
     ids=["none", "global_clipnorm", "clipnorm", "clipvalue"],
 )
+
+
+@over_clippings
 def test_recorded_norms_match_numpy_in_the_compiled_step(clip):
     variables = _variables()
     # Weight decay is part of the update the norms must include.
@@ -122,11 +126,7 @@ def test_recorded_norms_match_numpy_in_the_compiled_step(clip):
     _check_recording(optimizer, variables, _gradients(), clip)
 
 
-@pytest.mark.parametrize(
-    "clip",
-    [{}, {"global_clipnorm": 1.0}, {"clipnorm": 0.5}, {"clipvalue": 0.3}],
-    ids=["none", "global_clipnorm", "clipnorm", "clipvalue"],
-)
+@over_clippings
 def test_gradient_norms_recorded_without_update_norms_match_numpy(clip, monkeypatch):
     """As the monitors record: gradients only. Small tensors, so on torch the
     eager step records, with its bookkeeping in Python floats
