@@ -96,19 +96,20 @@ def _layer_groups(variables: list) -> dict[str, list[int]]:
 
 
 def _flat_parts(tensors) -> list:
-    """Float32 vectors holding the values of `tensors`. Statistics are
-    combined from the parts: on XLA:CPU concatenating them first costs more
-    than all the statistics (6 ms for 1.8M values, against 1 ms for the values
-    themselves). On torch, which runs the reading eagerly, each op costs
-    several microseconds whatever its size, so there small tensors' parts
-    are one concatenated vector; large ones are not copied (each copy of
-    the 0.6M-parameter MLP's values cost a few tenths of a millisecond:
-    `MomentMonitor`'s reading inside `fit` took 4.0 ms without them, 4.7 ms
-    with)."""
+    """Float32 vectors holding the values of `tensors`: one concatenated
+    vector for small tensors, whose statistics are bound by the cost of each
+    op (or XLA kernel), not by memory; the tensors themselves (flattened)
+    for large ones, each copy of which costs more than its statistics (on
+    XLA:CPU 6 ms for 1.8M values against 1 ms for the values themselves;
+    torch's `MomentMonitor` reading of the 0.6M-parameter MLP inside `fit`
+    took 4.7 ms with the copy, 4.0 ms without). Statistics are combined
+    from the parts. Concatenated, the 26k-parameter MLP's `MomentMonitor`
+    reading took 1.03 against 1.15 ms inside `fit` on JAX, 1.29 against
+    1.45 ms on TensorFlow."""
     if not isinstance(tensors, (list, tuple)):
         tensors = [tensors]
     parts = [ops.reshape(telemetry.as_float32(t), (-1,)) for t in tensors]
-    if keras.backend.backend() == "torch" and len(parts) > 1 and has_small_tensors(parts):
+    if len(parts) > 1 and has_small_tensors(parts):
         return [ops.concatenate(parts)]
     return parts
 
