@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import platform
 import tempfile
@@ -65,6 +66,8 @@ BATCH_SIZE = 32
 BLOCK_STEPS = 400
 WARM_STEPS = 10
 EVERY_N_STEPS = 100
+# The overhead issue 3 asks monitoring to stay under, in percent.
+TARGET_PERCENT = 5.0
 
 # Without monitors keras core's Adam runs inside `Monitored` too, which then
 # passes the step through (the same model with and without monitors).
@@ -406,6 +409,17 @@ def _turns(model: _Model, x: np.ndarray, y: np.ndarray, pairs: int) -> tuple[flo
     return _turn_summary(times[0], times[1] - times[0])
 
 
+def _every_n_steps_within(target: float, reading_share: float, per_step_share: float) -> str:
+    """The smallest `every_n_steps` at which the estimate stays within
+    `target` percent: the readings' share (measured at `EVERY_N_STEPS`)
+    shrinks with fewer readings, the per-step share (recording and batch
+    hooks) does not; "none" when that alone reaches the target."""
+    room = target - per_step_share
+    if room <= 0:
+        return "none"
+    return str(max(1, math.ceil(EVERY_N_STEPS * reading_share / room)))
+
+
 def _turn_summary(plain: np.ndarray, differences: np.ndarray) -> tuple[float, float, float, float]:
     """(median plain step, median and quartiles of the pairs' differences)."""
     return (float(np.median(plain)), *(float(np.quantile(differences, q)) for q in (0.5, 0.25, 0.75)))
@@ -464,7 +478,8 @@ def main() -> None:
             turn_rows.append(
                 f"| {name} | {1e6 * plain:.0f} | {1e6 * cost:+.1f} [{1e6 * low:+.1f}, {1e6 * high:+.1f}] | "
                 f"{recording_share:+.1f}% | {share:.1f}% | {1e6 * hooks:.1f} µs, {hook_share:.1f}% | "
-                f"{recording_share + share + hook_share:+.1f}% |"
+                f"{recording_share + share + hook_share:+.1f}% | "
+                f"{_every_n_steps_within(TARGET_PERCENT, share, recording_share + hook_share)} |"
             )
             print(turn_rows[-1], flush=True)
 
@@ -488,15 +503,17 @@ def main() -> None:
         "directly, on torch inside `fit`; see `_turns`), as a share of "
         "`fit`'s plain step (the median block above), with the readings' share above (all four) "
         "and the monitors' batch hooks between readings (`_hook_cost`): their sum estimates the "
-        "overhead of all four without the noise of whole runs."
+        "overhead of all four without the noise of whole runs. The last column: the fewest steps "
+        f"between readings that keep the sum within {TARGET_PERCENT:g}% (the readings' share "
+        "scales with 1 / `every_n_steps`, recording and hooks do not; none: they alone reach it)."
     )
     turn_header = (
         "| optimizer | plain step in the turns, µs | recording adds µs [quartiles] | recording, % of "
-        "`fit`'s plain step | readings (all four) | batch hooks | sum |"
+        f"`fit`'s plain step | readings (all four) | batch hooks | sum | `every_n_steps` for {TARGET_PERCENT:g}% |"
     )
     table = "\n".join([
         f"# Monitor overhead: {backend}", "", setup, "", machine, "", header, "|---|---|---|---|---|", *rows, "",
-        turns, "", turn_header, "|---|---|---|---|---|---|---|", *turn_rows, "",
+        turns, "", turn_header, "|---|---|---|---|---|---|---|---|", *turn_rows, "",
     ])
     print()
     print(table)
