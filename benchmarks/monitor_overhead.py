@@ -31,7 +31,9 @@ is measured directly, so it does not drown in the machine's noise the way a
 difference of two runs does. A fourth isolates the per-step recording: the
 two compiled steps called directly, one step each taking turns, thousands
 of pairs (`_turns`); the readings' share plus the recording's estimates the
-overhead of all four monitors far more tightly than whole runs can. The
+overhead of all four monitors far more tightly than whole runs can; from
+it follows the fewest `every_n_steps` that keep it within 5% (the readings
+scale with 1 / `every_n_steps`, the recording and the batch hooks do not). The
 markdown tables are printed and written to
 `benchmarks/results/monitor_overhead_<backend>.md` (`..._<backend>_large.md`
 for the large model).
