@@ -262,8 +262,8 @@ def _fit_26_parameters_with(monitor):
 
 @pytest.fixture(params=["small", "large"])
 def tensor_size(request, monkeypatch):
-    """On torch the reading concatenates small tensors and keeps large ones
-    apart (`_flat_parts`): both ways, with the same tiny model."""
+    """The reading concatenates small tensors and keeps large ones apart
+    (`_flat_parts`): both ways, with the same tiny model."""
     if request.param == "large":
         monkeypatch.setattr(monitors_module, "has_small_tensors", lambda tensors: False)
     return request.param
