@@ -11,6 +11,8 @@ the same run without it.
 from __future__ import annotations
 
 import contextlib
+import math
+import weakref
 from pathlib import Path
 
 import keras
@@ -201,7 +203,7 @@ def _moment_optimizer(kind: str):
 
 
 @pytest.mark.parametrize("kind", ["zoo", "monitored_keras", "keras"])
-def test_moment_statistics_equal_numpy_statistics_of_the_slots(kind, tmp_path: Path):
+def test_moment_statistics_equal_numpy_statistics_of_the_slots(kind, tensor_size, tmp_path: Path):
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((12, 3)).astype("float32"), rng.standard_normal((12, 2)).astype("float32")
     keras.utils.set_random_seed(0)
@@ -260,12 +262,16 @@ def _fit_26_parameters_with(monitor):
     return model, optimizer
 
 
-@pytest.fixture(params=["small", "large"])
+@pytest.fixture(params=["small", "large", "mixed"])
 def tensor_size(request, monkeypatch):
-    """The reading concatenates small tensors and keeps large ones apart
-    (`_flat_parts`): both ways, with the same tiny model."""
-    if request.param == "large":
-        monkeypatch.setattr(monitors_module, "has_small_tensors", lambda tensors: False)
+    """The reading concatenates consecutive small tensors and keeps large
+    ones apart (`_parts`): all three ways, with the same tiny model (3-4-2:
+    12, 4, 8 and 2 values; "mixed" takes the first kernel alone and the
+    other three concatenated)."""
+    large_from = {"small": math.inf, "large": 0, "mixed": 12}[request.param]
+    monkeypatch.setattr(
+        monitors_module, "has_small_tensors", lambda tensors: max(math.prod(t.shape) for t in tensors) < large_from
+    )
     return request.param
 
 
@@ -307,6 +313,42 @@ def test_histograms_over_sample_size_are_the_fixed_sample_scaled(tensor_size, tm
     np.testing.assert_allclose(written["sum"], sample.sum() * flat.size / 7, rtol=1e-5)
     # Not the whole's histogram (so this test can fail).
     assert (sample.min(), sample.max()) != (flat.min(), flat.max())
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="only torch's reading runs eagerly; XLA fuses the others")
+def test_moment_reading_holds_one_variables_values_at_a_time(monkeypatch):
+    """On an eager backend a reading reduces each large variable's values
+    (such as its effective learning rates) before computing the next one's,
+    so its temporaries are one variable's worth, not the whole model's."""
+    monkeypatch.setattr(monitors_module, "has_small_tensors", lambda tensors: False)
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(shape).astype("float32") for shape in ((3, 4), (4,), (4, 2), (2,))]
+    variables = [keras.Variable(a) for a in arrays]
+    held = []
+
+    def tracked(index):
+        assert all(ref() is None for ref in held), "an earlier part is still held"
+        values = keras.ops.reshape(keras.ops.convert_to_tensor(variables[index]) * 2.0, (-1,))
+        held.append(weakref.ref(values))
+        return values
+
+    parts = monitors_module._parts(tracked, variables, range(4))
+    first = next(parts)
+    with pytest.raises(AssertionError, match="still held"):
+        next(parts)  # `first` is still held here (so this test can fail).
+    del first
+    held.clear()
+    monitor = MomentMonitor(sample_size=5)
+    import torch
+
+    with torch.no_grad():  # as the reading runs (`_compile`)
+        (total, largest, size), (sample, scale) = monitor._reduce(
+            tracked, variables, range(4), statistics=True, sample=True
+        )
+    flat = 2.0 * np.concatenate([a.ravel() for a in arrays]).astype(np.float64)
+    assert size == flat.size == 26 and scale == pytest.approx(26 / 5)
+    np.testing.assert_allclose([to_numpy(total), to_numpy(largest)], [flat.sum(), flat.max()], rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(sample), flat[_sample_positions(26, 5)], rtol=1e-6)
 
 
 def test_monitors_measure_only_every_n_steps_and_leave_batch_end_async():

@@ -31,6 +31,7 @@ import statistics
 import warnings
 import weakref
 from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import keras
@@ -95,25 +96,6 @@ def _layer_groups(variables: list) -> dict[str, list[int]]:
     return groups
 
 
-def _flat_parts(tensors) -> list:
-    """Float32 vectors holding the values of `tensors`: one concatenated
-    vector for small tensors, whose statistics are bound by the cost of each
-    op (or XLA kernel), not by memory; the tensors themselves (flattened)
-    for large ones, each copy of which costs more than its statistics (on
-    XLA:CPU 6 ms for 1.8M values against 1 ms for the values themselves;
-    torch's `MomentMonitor` reading of the 0.6M-parameter MLP inside `fit`
-    took 4.7 ms with the copy, 4.0 ms without). Statistics are combined
-    from the parts. Concatenated, the 26k-parameter MLP's `MomentMonitor`
-    reading took 1.03 against 1.15 ms inside `fit` on JAX, 1.29 against
-    1.45 ms on TensorFlow."""
-    if not isinstance(tensors, (list, tuple)):
-        tensors = [tensors]
-    parts = [ops.reshape(telemetry.as_float32(t), (-1,)) for t in tensors]
-    if len(parts) > 1 and has_small_tensors(parts):
-        return [ops.concatenate(parts)]
-    return parts
-
-
 def _layer_sums(values, variables: list) -> tuple[tuple[str, ...], Any]:
     """`(layer names, per-layer sums)`: `values` (one per variable, a vector)
     summed over each layer's variables, in one matrix product."""
@@ -129,16 +111,42 @@ def _concatenated(parts: list):
     return ops.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def _take_flat(parts: list, positions: np.ndarray):
-    """The entries at `positions` (ascending) of the parts concatenated."""
-    taken, offset = [], 0
-    for part in parts:
-        size = int(part.shape[0])
-        inside = positions[(positions >= offset) & (positions < offset + size)] - offset
-        if inside.size:
-            taken.append(ops.take(part, inside))
-        offset += size
-    return _concatenated(taken)
+def _flattened(tensors) -> list:
+    """`tensors` (a tensor or a list of them) as float32 vectors."""
+    if not isinstance(tensors, (list, tuple)):
+        tensors = [tensors]
+    return [ops.reshape(telemetry.as_float32(t), (-1,)) for t in tensors]
+
+
+def _parts(source, variables: list, indices) -> Iterator:
+    """The values `source(index)` gives for the variables at `indices`
+    (positions in `variables`), in order, as float32 vectors to reduce one
+    after the other: a generator, so that on an eager backend (torch) a
+    part's temporaries are freed before the next is computed, and a reading
+    holds one variable's worth of them, not the whole model's.
+
+    Consecutive small tensors come concatenated into one vector: their
+    statistics are bound by the cost of each op (or XLA kernel), not by
+    memory (the 26k-parameter MLP's `MomentMonitor` reading inside `fit`:
+    1.03 against 1.15 ms on JAX, 1.29 against 1.45 ms on TensorFlow). Large
+    ones come whole: each copy costs more than its statistics (on XLA:CPU
+    6 ms for 1.8M values against 1 ms for the values themselves)."""
+    small: list[int] = []
+    for i in indices:
+        if has_small_tensors([variables[i]]):
+            small.append(i)
+            continue
+        if small:
+            yield _concatenated([source(j) for j in small])
+            small = []
+        yield source(i)
+    if small:
+        yield _concatenated([source(j) for j in small])
+
+
+def _flat_values(variable):
+    """`variable`'s values as a float32 vector."""
+    return ops.reshape(telemetry.as_float32(variable), (-1,))
 
 
 def _percentiles(values: np.ndarray, percentiles: tuple[float, ...]) -> list[float]:
@@ -166,6 +174,39 @@ def _sample_positions(size: int, sample_size: int) -> np.ndarray | None:
     positions = np.sort(np.random.default_rng(0).choice(size, sample_size, replace=False))
     positions.flags.writeable = False
     return positions
+
+
+@functools.lru_cache(maxsize=256)
+def _positions_within(size: int, sample_size: int, offset: int, length: int) -> np.ndarray:
+    """The positions of `_sample_positions(size, sample_size)` that fall in
+    `[offset, offset + length)`, less `offset` (read-only)."""
+    positions = _sample_positions(size, sample_size)
+    low, high = np.searchsorted(positions, [offset, offset + length])
+    within = positions[low:high] - offset
+    within.flags.writeable = False
+    return within
+
+
+@functools.lru_cache(maxsize=256)
+def _torch_positions(size: int, sample_size: int, offset: int, length: int, device):
+    """`_positions_within` as a torch index on `device`, made once: `ops.take`
+    costs eager torch about eight ops a call."""
+    import torch
+
+    return torch.tensor(_positions_within(size, sample_size, offset, length), device=device)
+
+
+def _sample_of_part(part, size: int, sample_size: int, offset: int):
+    """The entries of `part` (the values at `[offset, offset + len(part))`
+    of `size` values) in their fixed sample of `sample_size`, or None."""
+    length = int(part.shape[0])
+    if keras.backend.backend() == "torch":
+        import torch
+
+        index = _torch_positions(size, sample_size, offset, length, part.device)
+        return torch.index_select(part, 0, index) if index.numel() else None
+    within = _positions_within(size, sample_size, offset, length)
+    return ops.take(part, within) if within.size else None
 
 
 def _percentile_name(q: float) -> str:
@@ -326,7 +367,7 @@ class OptimizerMonitor(keras.callbacks.Callback):
         self._histogram_scales = {}
         for name, values in arrays.items():
             values, self._histogram_scales[name] = values if isinstance(values, tuple) else (values, 1.0)
-            block = _concatenated(_flat_parts(values))
+            block = _concatenated(_flattened(values))
             layout.append(("histogram", name, int(block.shape[0])))
             blocks.append(block)
         self._layout = layout
@@ -686,17 +727,16 @@ class MomentMonitor(OptimizerMonitor):
         self.sample_size = _validate_positive_int("sample_size", sample_size)
         self._warned = False
 
-    def quantities(self, optimizer) -> dict[str, list | None]:
-        """`{quantity: one float32 tensor per trainable variable}` on the device."""
+    def sources(self, optimizer) -> dict[str, Callable | None]:
+        """`{quantity: source}` on the device, a source `index -> float32
+        vector` giving trainable variable `index`'s values of the quantity,
+        flattened; None for a quantity the algorithm does not have."""
         first, second = telemetry.moment_slots(optimizer)
+        effective = telemetry.effective_learning_rate_fn(optimizer)
         return {
-            "first_moment_abs": None if first is None else [
-                ops.abs(ops.cast(ops.convert_to_tensor(m), "float32")) for m in first
-            ],
-            "second_moment": None if second is None else [
-                ops.cast(ops.convert_to_tensor(v), "float32") for v in second
-            ],
-            "effective_lr": telemetry.effective_learning_rates(optimizer),
+            "first_moment_abs": None if first is None else (lambda index: ops.abs(_flat_values(first[index]))),
+            "second_moment": None if second is None else (lambda index: _flat_values(second[index])),
+            "effective_lr": None if effective is None else (lambda index: ops.reshape(effective(index), (-1,))),
         }
 
     def measure(self, optimizer, step: int) -> dict[str, float]:
@@ -713,23 +753,26 @@ class MomentMonitor(OptimizerMonitor):
         return super().measure(optimizer, step)
 
     def compute(self, optimizer):
-        quantities = {k: v for k, v in self.quantities(optimizer).items() if v is not None}
+        sources = {k: v for k, v in self.sources(optimizer).items() if v is not None}
         variables = telemetry.unwrap(optimizer)._trainable_variables
+        everything = range(len(variables))
         histograms = self._writer is not None and self.histograms
         tensors: dict[str, Any] = {}
         samples = {}
-        for quantity, per_variable in quantities.items():
-            stats, samples[quantity] = self._statistics(quantity, per_variable, histograms)
+        for quantity, source in sources.items():
+            stats, samples[quantity] = self._statistics(quantity, source, variables, everything, histograms)
             tensors.update(stats)
             if self.per_layer:
                 for layer, indices in _layer_groups(variables).items():
-                    stats, _ = self._statistics(quantity, [per_variable[i] for i in indices])
+                    stats, _ = self._statistics(quantity, source, variables, indices)
                     tensors.update({f"{name}/{layer}": value for name, value in stats.items()})
         arrays = {}
         if histograms:
             first, _ = telemetry.moment_slots(optimizer)
             if first is not None:
-                arrays["first_moment"] = self._sample(_flat_parts(list(first)))
+                _, arrays["first_moment"] = self._reduce(
+                    lambda index: _flat_values(first[index]), variables, everything, sample=True
+                )
             if "second_moment" in samples:
                 arrays["second_moment"] = samples["second_moment"]
             if "effective_lr" in samples:
@@ -737,28 +780,41 @@ class MomentMonitor(OptimizerMonitor):
                 arrays["effective_lr_log10"] = (ops.log10(sample), scale)
         return tensors, arrays
 
-    def _sample(self, parts: list) -> tuple[Any, float]:
-        """The fixed sample of at most `sample_size` of the values in `parts`
-        (float32 vectors, taken together), and how many values each stands
-        for. Percentiles are taken of it, and histograms: a few kilobytes to
-        copy to the host, where those of every parameter would cost a copy of
-        the slots."""
-        size = sum(int(part.shape[0]) for part in parts)
-        positions = _sample_positions(size, self.sample_size)
-        if positions is None:
-            return _concatenated(parts), 1.0
-        return _take_flat(parts, positions), size / positions.size
+    def _reduce(self, source, variables: list, indices, statistics: bool = False, sample: bool = False):
+        """`((sum, max, count) or None, (sample, scale) or None)` of the values
+        `source` gives for the variables at `indices`, taken together (see
+        `_parts`). The sample is the fixed one of at most `sample_size` of
+        them, with how many values each stands for: percentiles are taken of
+        it, and histograms, a few kilobytes to copy to the host where those of
+        every parameter would cost a copy of the slots."""
+        size = sum(math.prod(variables[i].shape) for i in indices)
+        sampled = sample and _sample_positions(size, self.sample_size) is not None
+        sums, maxima, taken, offset = [], [], [], 0
+        for part in _parts(source, variables, indices):
+            if statistics:
+                sums.append(ops.sum(part))
+                maxima.append(ops.max(part))
+            if sampled:
+                part_sample = _sample_of_part(part, size, self.sample_size, offset)
+                if part_sample is not None:
+                    taken.append(part_sample)
+            elif sample:
+                taken.append(part)
+            offset += int(part.shape[0])
+            del part  # Before the generator computes the next one.
+        reduced = (ops.sum(ops.stack(sums)), ops.max(ops.stack(maxima)), size) if statistics else None
+        if not sample:
+            return reduced, None
+        return reduced, (_concatenated(taken), size / self.sample_size if sampled else 1.0)
 
-    def _statistics(self, quantity: str, per_variable: list, histogram: bool = False):
-        """`(statistics, (sample, scale))` of one quantity; the sample (for
-        the percentiles and, with `histogram`, a histogram) or None."""
-        parts = _flat_parts(per_variable)
-        size = sum(int(part.shape[0]) for part in parts)
-        stats = {
-            f"{quantity}_mean": ops.sum(ops.stack([ops.sum(part) for part in parts])) / size,
-            f"{quantity}_max": ops.max(ops.stack([ops.max(part) for part in parts])),
-        }
-        sample = self._sample(parts) if self.percentiles or histogram else None
+    def _statistics(self, quantity: str, source, variables: list, indices, histogram: bool = False):
+        """`(statistics, (sample, scale))` of one quantity over the variables
+        at `indices`; the sample (for the percentiles and, with `histogram`,
+        a histogram) or None."""
+        (total, largest, size), sample = self._reduce(
+            source, variables, indices, statistics=True, sample=bool(self.percentiles) or histogram
+        )
+        stats = {f"{quantity}_mean": total / size, f"{quantity}_max": largest}
         if self.percentiles:
             # Ranked on the host: XLA:CPU sorts 4096 floats 15x slower than
             # NumPy, and the sample is a few kilobytes.

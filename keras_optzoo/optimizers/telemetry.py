@@ -69,6 +69,7 @@ __all__ = [
     "as_float32",
     "build",
     "clipping_configured",
+    "effective_learning_rate_fn",
     "effective_learning_rates",
     "finish_step",
     "has_effective_learning_rate",
@@ -874,11 +875,31 @@ def effective_learning_rates(optimizer: keras.optimizers.Optimizer) -> list | No
         A float32 tensor per trainable variable (its shape), or None when the
         algorithm has no per-parameter learning rate or is not known here.
     """
+    per_variable = effective_learning_rate_fn(optimizer)
+    if per_variable is None:
+        return None
+    return [per_variable(index) for index in range(len(unwrap(optimizer)._trainable_variables))]
+
+
+def effective_learning_rate_fn(optimizer: keras.optimizers.Optimizer) -> Callable | None:
+    """`effective_learning_rates` one variable at a time, for a caller that
+    reduces each before computing the next (on an eager backend, holding
+    one variable's worth of temporaries instead of the whole model's).
+
+    Args:
+        optimizer: A built optimizer (wrappers are unwrapped).
+
+    Returns:
+        A function `index -> tensor`: the effective learning rate of
+        trainable variable `index` (its shape), from the learning rate and
+        step read when this is called; or None as `effective_learning_rates`
+        returns it.
+    """
     optimizer = unwrap(optimizer)
     rule = _rule(optimizer)
     if rule is None or not optimizer.built:
         return None
     lr = ops.cast(optimizer.learning_rate, "float32")
     t = ops.cast(ops.maximum(optimizer.iterations, 1), "float32")
-    return [rule(optimizer, index, lr, t) for index in range(len(optimizer._trainable_variables))]
+    return lambda index: rule(optimizer, index, lr, t)
 
