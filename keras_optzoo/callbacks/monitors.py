@@ -115,7 +115,7 @@ def _flattened(tensors) -> list:
     """`tensors` (a tensor or a list of them) as float32 vectors."""
     if not isinstance(tensors, (list, tuple)):
         tensors = [tensors]
-    return [ops.reshape(telemetry.as_float32(t), (-1,)) for t in tensors]
+    return [_flat_values(t) for t in tensors]
 
 
 def _parts(source, variables: list, indices) -> Iterator:
@@ -144,9 +144,9 @@ def _parts(source, variables: list, indices) -> Iterator:
         yield _concatenated([source(j) for j in small])
 
 
-def _flat_values(variable):
-    """`variable`'s values as a float32 vector."""
-    return ops.reshape(telemetry.as_float32(variable), (-1,))
+def _flat_values(tensor):
+    """`tensor`'s (or a variable's) values as a float32 vector."""
+    return ops.reshape(telemetry.as_float32(tensor), (-1,))
 
 
 def _percentiles(values: np.ndarray, percentiles: tuple[float, ...]) -> list[float]:
