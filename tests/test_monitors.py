@@ -351,6 +351,22 @@ def test_moment_reading_holds_one_variables_values_at_a_time(monkeypatch):
     np.testing.assert_allclose(to_numpy(sample), flat[_sample_positions(26, 5)], rtol=1e-6)
 
 
+def test_per_layer_reading_computes_each_variables_values_once(monkeypatch):
+    """With `per_layer` a variable's effective learning rates serve both the
+    whole model's statistics and its layer's: computed once per reading
+    (traced once, on the compiled backends)."""
+    evaluated = []
+    per_variable_fn = monitors_module.telemetry.effective_learning_rate_fn
+
+    def counting(optimizer):
+        per_variable = per_variable_fn(optimizer)
+        return lambda index: evaluated.append(index) or per_variable(index)
+
+    monkeypatch.setattr(monitors_module.telemetry, "effective_learning_rate_fn", counting)
+    model, _ = _fit_26_parameters_with(MomentMonitor(every_n_steps=3, per_layer=True))
+    assert sorted(evaluated) == list(range(len(model.trainable_variables)))
+
+
 def test_monitors_measure_only_every_n_steps_and_leave_batch_end_async():
     monitor = LearningRateMonitor(every_n_steps=5)
     calls = []

@@ -755,6 +755,10 @@ class MomentMonitor(OptimizerMonitor):
         tensors: dict[str, Any] = {}
         samples = {}
         for quantity, source in sources.items():
+            if self.per_layer:
+                # Each variable's values serve the whole's statistics and its
+                # layer's: computed once (then held through the reading).
+                source = functools.cache(source)
             stats, samples[quantity] = self._statistics(quantity, source, variables, everything, histograms)
             tensors.update(stats)
             if self.per_layer:
